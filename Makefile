@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each one creates or updates
+# .venv from the committed lock file (requirements.lock) before it runs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint bench lock ui soak clean format
+
+venv: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python --compile-bytecode requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Azurite (Azure Blob emulator) for the Blob tests, pinned in package.json / package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lock:
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	npm install --package-lock-only --no-audit --no-fund
+
+demo: venv
+	$(BIN)/python -m dq_stores.demo
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check dq_stores dq_dagster tests bench
+	$(BIN)/ruff format --check dq_stores dq_dagster tests bench
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format dq_stores dq_dagster tests bench
+	$(BIN)/ruff check --fix dq_stores dq_dagster tests bench
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .dq

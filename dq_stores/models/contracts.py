@@ -1,0 +1,240 @@
+"""Data contracts and the dataset / column contracts inside them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dq_stores.models.common import CanonicalModel, Id, JsonMap, JsonScalar, UtcDatetime
+
+__all__ = [
+    "ArtifactRef",
+    "ColumnConstraint",
+    "ColumnContract",
+    "DataContract",
+    "DataType",
+    "DatasetContract",
+    "IndexSpec",
+    "Lifecycle",
+    "LifecycleStatus",
+    "ProfilingExpectation",
+    "QualitySLO",
+    "RuleBinding",
+    "RuleTemplate",
+    "Severity",
+]
+
+
+class LifecycleStatus(StrEnum):
+    DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    RETIRED = "retired"
+
+
+class Severity(StrEnum):
+    """``hard`` rules fail a run (Dagster ERROR, blocking); ``soft`` rules warn."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+class DataType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    TIMESTAMP = "timestamp"
+    JSON = "json"
+
+
+class ColumnConstraint(CanonicalModel):
+    required: bool = False
+    unique: bool = False
+    disallow_nulls: bool = False
+    min_value: JsonScalar | None = None
+    max_value: JsonScalar | None = None
+    regex: str | None = None
+    allowed_values: list[JsonScalar] | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
+    severity: Severity = Severity.HARD
+
+
+class ProfilingExpectation(CanonicalModel):
+    """A bound on a profiled metric, e.g. ``null_ratio <= 0.01``; breaching one is an anomaly."""
+
+    metric: Literal[
+        "null_ratio",
+        "null_count",
+        "distinct_count",
+        "distinct_ratio",
+        "min",
+        "max",
+        "mean",
+        "stddev",
+        "row_count",
+    ]
+    min_threshold: float | None = None
+    max_threshold: float | None = None
+    severity: Severity = Severity.SOFT
+
+
+class ColumnContract(CanonicalModel):
+    column_id: str = Field(min_length=1, max_length=256)
+    data_type: DataType
+    required: bool = False
+    description: str | None = None
+    format: str | None = None
+    sensitivity_tags: list[str] = Field(default_factory=list)
+    constraints: ColumnConstraint | None = None
+    profiling_expectations: list[ProfilingExpectation] = Field(default_factory=list)
+    metadata: JsonMap = Field(default_factory=dict)
+
+    @property
+    def is_pii(self) -> bool:
+        """True when any sensitivity tag marks personal data (``pii``, ``gdpr:*``, ...)."""
+        return any(
+            t.lower() == "pii" or t.lower().startswith(("pii:", "gdpr:")) for t in self.sensitivity_tags
+        )
+
+
+class IndexSpec(CanonicalModel):
+    name: str | None = None
+    columns: list[str] = Field(min_length=1)
+    unique: bool = False
+
+
+class QualitySLO(CanonicalModel):
+    metric: str
+    target: float
+    period_days: int | None = Field(default=None, ge=1)
+
+
+class DatasetContract(CanonicalModel):
+    dataset_contract_id: Id
+    dataset_type: str = Field(min_length=1, max_length=128)
+    tenant_id: Id
+    environment: Id
+    version: Id
+    owner: str | None = None
+    description: str | None = None
+    classification: str | None = None
+    retention_policy_id: str | None = None
+    primary_keys: list[str] = Field(default_factory=list)
+    indexes: list[IndexSpec] = Field(default_factory=list)
+    columns: list[ColumnContract] = Field(default_factory=list)
+    quality_slos: list[QualitySLO] = Field(default_factory=list)
+    metadata: JsonMap = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> DatasetContract:
+        names = {c.column_id for c in self.columns}
+        if len(names) != len(self.columns):
+            raise ValueError("columns: column_id values must be unique")
+        missing = [k for k in self.primary_keys if names and k not in names]
+        if missing:
+            raise ValueError(f"primary_keys: {missing} are not columns of the dataset")
+        return self
+
+    def column(self, column_id: str) -> ColumnContract:
+        for col in self.columns:
+            if col.column_id == column_id:
+                return col
+        raise KeyError(column_id)
+
+
+class RuleTemplate(CanonicalModel):
+    template_id: str
+    name: str | None = None
+    rule_type: str
+    description: str | None = None
+    severity: Severity = Severity.HARD
+    parameters: JsonMap = Field(default_factory=dict)
+
+
+class RuleBinding(CanonicalModel):
+    template_id: str
+    binding_id: str | None = None
+    dataset_contract_id: str | None = None
+    column_id: str | None = None
+    severity: Severity | None = None
+    parameters: JsonMap = Field(default_factory=dict)
+
+
+class ArtifactRef(CanonicalModel):
+    """A reference to a schema, rule set, infrastructure or governance document elsewhere."""
+
+    ref_id: str
+    version: str | None = None
+    uri: str | None = None
+
+
+class Lifecycle(CanonicalModel):
+    status: LifecycleStatus = LifecycleStatus.DRAFT
+    created_by: str | None = None
+    approved_by: str | None = None
+    approved_at: UtcDatetime | None = None
+    retired_at: UtcDatetime | None = None
+    notes: str | None = None
+
+
+class DataContract(CanonicalModel):
+    contract_id: Id
+    tenant_id: Id
+    environment: Id
+    version: Id
+    name: str = Field(min_length=1, max_length=512)
+    description: str | None = None
+    datasets: list[DatasetContract] = Field(default_factory=list)
+    rule_templates: list[RuleTemplate] = Field(default_factory=list)
+    rule_bindings: list[RuleBinding] = Field(default_factory=list)
+    schema_ref: ArtifactRef | None = None
+    rule_set_ref: ArtifactRef | None = None
+    infra_ref: ArtifactRef | None = None
+    governance_ref: ArtifactRef | None = None
+    metadata: JsonMap = Field(default_factory=dict)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _datasets_in_scope(self) -> DataContract:
+        for i, ds in enumerate(self.datasets):
+            if ds.tenant_id != self.tenant_id or ds.environment != self.environment:
+                raise ValueError(
+                    f"datasets.{i}: dataset contract scope {ds.tenant_id}/{ds.environment} "
+                    f"differs from the contract's {self.tenant_id}/{self.environment}"
+                )
+        return self
+
+    # -- generic artifact protocol used by the stores --------------------------------------
+    @property
+    def artifact_id(self) -> str:
+        return self.contract_id
+
+    @property
+    def is_retired(self) -> bool:
+        return self.lifecycle.status == LifecycleStatus.RETIRED
+
+    @property
+    def status_value(self) -> str:
+        return self.lifecycle.status.value
+
+    @property
+    def dataset_types(self) -> list[str]:
+        """Dataset types of this contract, lower-cased (lookups are case-insensitive)."""
+        return sorted({ds.dataset_type.lower() for ds in self.datasets})
+
+    def dataset(self, dataset_type: str) -> DatasetContract:
+        """The dataset contract of ``dataset_type`` (case-insensitive); ``KeyError`` if absent."""
+        wanted = dataset_type.lower()
+        for ds in self.datasets:
+            if ds.dataset_type.lower() == wanted:
+                return ds
+        raise KeyError(dataset_type)

@@ -1,0 +1,153 @@
+"""Report models of the three run types: validation, cleansing and profiling.
+
+Samples of failing values are bounded (``MAX_SAMPLE``) and masked for PII columns by whoever
+builds the report (the DQ engine); the model only enforces the bound.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from dq_stores.models.common import CanonicalModel, JsonMap, JsonScalar, UtcDatetime
+from dq_stores.models.contracts import Severity
+
+__all__ = [
+    "MAX_SAMPLE",
+    "CleansingReport",
+    "ColumnChange",
+    "ColumnProfile",
+    "ExpectationResult",
+    "Histogram",
+    "ProfilingSnapshot",
+    "Report",
+    "ReportStatus",
+    "RuleResult",
+    "Transformation",
+    "ValidationReport",
+    "ValueCount",
+]
+
+MAX_SAMPLE = 20
+
+
+class ReportStatus(StrEnum):
+    PASSED = "passed"
+    WARNING = "warning"
+    FAILED = "failed"
+
+
+class _ReportBase(CanonicalModel):
+    tenant_id: str | None = None
+    environment: str | None = None
+    contract_id: str | None = None
+    contract_version: str | None = None
+    dataset_type: str | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    metadata: JsonMap = Field(default_factory=dict)
+
+
+class RuleResult(CanonicalModel):
+    rule_id: str
+    rule_type: str
+    column: str | None = None
+    severity: Severity = Severity.HARD
+    checked_count: int = Field(ge=0)
+    failed_count: int = Field(ge=0)
+    failure_rate: float = Field(ge=0.0, le=1.0)
+    passed: bool
+    sample: list[JsonScalar | None] = Field(default_factory=list, max_length=MAX_SAMPLE)
+    sample_masked: bool = False
+    description: str | None = None
+
+
+class ValidationReport(_ReportBase):
+    report_type: Literal["validation"] = "validation"
+    status: ReportStatus
+    row_count: int = Field(ge=0)
+    rows_failed: int = Field(default=0, ge=0)
+    """Rows failing at least one hard rule."""
+    pass_rate: float = Field(ge=0.0, le=1.0)
+    """Share of rows passing every hard rule."""
+    rules: list[RuleResult] = Field(default_factory=list)
+
+    @property
+    def failed_rules(self) -> list[RuleResult]:
+        return [r for r in self.rules if not r.passed]
+
+
+class Transformation(CanonicalModel):
+    name: str
+    column: str | None = None
+    rows_affected: int = Field(ge=0)
+    description: str | None = None
+
+
+class ColumnChange(CanonicalModel):
+    column: str
+    values_changed: int = Field(default=0, ge=0)
+    nulls_filled: int = Field(default=0, ge=0)
+    values_nulled: int = Field(default=0, ge=0)
+
+
+class CleansingReport(_ReportBase):
+    report_type: Literal["cleansing"] = "cleansing"
+    rows_in: int = Field(ge=0)
+    rows_out: int = Field(ge=0)
+    rows_rejected: int = Field(ge=0)
+    rejection_reasons: dict[str, int] = Field(default_factory=dict)
+    transformations: list[Transformation] = Field(default_factory=list)
+    column_changes: list[ColumnChange] = Field(default_factory=list)
+
+
+class ValueCount(CanonicalModel):
+    value: JsonScalar | None
+    count: int = Field(ge=0)
+
+
+class Histogram(CanonicalModel):
+    edges: list[float] = Field(min_length=2)
+    counts: list[int]
+
+
+class ColumnProfile(CanonicalModel):
+    column: str
+    data_type: str | None = None
+    count: int = Field(ge=0)
+    null_count: int = Field(ge=0)
+    null_ratio: float = Field(ge=0.0, le=1.0)
+    distinct_count: int = Field(ge=0)
+    min: JsonScalar | None = None
+    max: JsonScalar | None = None
+    mean: float | None = None
+    stddev: float | None = None
+    top_values: list[ValueCount] = Field(default_factory=list)
+    top_values_masked: bool = False
+    histogram: Histogram | None = None
+
+
+class ExpectationResult(CanonicalModel):
+    column: str
+    metric: str
+    observed: float | None
+    min_threshold: float | None = None
+    max_threshold: float | None = None
+    severity: Severity = Severity.SOFT
+    passed: bool
+
+
+class ProfilingSnapshot(_ReportBase):
+    report_type: Literal["profiling"] = "profiling"
+    row_count: int = Field(ge=0)
+    columns: list[ColumnProfile] = Field(default_factory=list)
+    expectations: list[ExpectationResult] = Field(default_factory=list)
+
+    @property
+    def anomalies(self) -> list[ExpectationResult]:
+        return [e for e in self.expectations if not e.passed]
+
+
+Report = ValidationReport | CleansingReport | ProfilingSnapshot
