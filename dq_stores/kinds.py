@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from dq_stores.models import ActionProfile, DataContract, JobDefinition, JobRun
+from dq_stores.models import (
+    ActionProfile,
+    DataContract,
+    JobDefinition,
+    JobRun,
+    JobRunStatus,
+    JobType,
+    TriggerType,
+)
 from dq_stores.models.common import CanonicalModel
 from dq_stores.versions import version_key
 
@@ -82,7 +90,7 @@ class ArtifactIndex:
             return cls(
                 **common,
                 tags=sorted(set(artifact.tags)),
-                trigger_type=artifact.trigger.trigger_type.value,
+                trigger_type=TriggerType(artifact.trigger.trigger_type).value,
             )
         return cls(**common, tags=sorted(set(artifact.tags)), action_types=artifact.action_types)
 
@@ -111,8 +119,8 @@ class RunIndex:
         orch = run.orchestrator
         return cls(
             job_id=run.job_id,
-            job_type=run.job_type.value,
-            status=run.status.value,
+            job_type=JobType(run.job_type).value,
+            status=JobRunStatus(run.status).value,
             job_definition_id=run.job_definition_id,
             dataset_type=run.dataset_type.lower() if run.dataset_type else None,
             contract_id=run.contract.contract_id if run.contract else None,

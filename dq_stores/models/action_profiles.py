@@ -52,8 +52,8 @@ class ActionProfile(CanonicalModel):
 
     @property
     def status_value(self) -> str:
-        return self.status.value
+        return ActionProfileStatus(self.status).value
 
     @property
     def action_types(self) -> list[str]:
-        return sorted({a.action_type.value for a in self.actions})
+        return sorted({ActionType(a.action_type).value for a in self.actions})

@@ -224,7 +224,7 @@ class DataContract(CanonicalModel):
 
     @property
     def status_value(self) -> str:
-        return self.lifecycle.status.value
+        return LifecycleStatus(self.lifecycle.status).value
 
     @property
     def dataset_types(self) -> list[str]:

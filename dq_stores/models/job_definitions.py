@@ -126,7 +126,7 @@ class JobDefinition(CanonicalModel):
 
     @property
     def status_value(self) -> str:
-        return self.status.value
+        return JobDefinitionStatus(self.status).value
 
 
 Checkpoint = JobDefinition

@@ -1,0 +1,117 @@
+"""Alembic integration: upgrade, current revision, and the schema check made when a store opens.
+
+* A database with none of our tables gets the current schema (``create_all``) and is stamped at
+  head, under a Postgres advisory lock so that two processes opening it at once do not race.
+* An embedded SQLite store at an older revision is upgraded automatically.
+* A Postgres store at an older revision refuses to run and says to run ``dq-stores db upgrade``.
+* Any store at a revision this version does not know (newer code wrote it) refuses to run.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from dq_stores.errors import SchemaVersionError
+from dq_stores.sql.schema import metadata
+
+__all__ = ["MIGRATIONS_DIR", "current_revision", "ensure_schema", "head_revision", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_LOCK_KEY = 0x64715F73746F7265  # "dq_store": advisory lock id for schema creation
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+def _known_revisions() -> set[str]:
+    return {rev.revision for rev in _script().walk_revisions()}
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision`` (creating it on an empty database); return the result."""
+    with engine.begin() as conn:
+        _lock(conn)
+        if _is_empty(conn):
+            _create_current(conn)
+        else:
+            _refuse_unknown(conn)
+            command.upgrade(_config(conn), revision)
+        return current_revision(conn)
+
+
+def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
+    """Make the database usable by this version, or raise ``SchemaVersionError`` saying why not."""
+    head = head_revision()
+    with engine.connect() as conn:
+        if current_revision(conn) == head:
+            return
+    with engine.begin() as conn:
+        _lock(conn)
+        if _is_empty(conn):
+            _create_current(conn)
+            return
+        current = _refuse_unknown(conn)
+        if current == head:
+            return
+        if not auto_upgrade:
+            raise SchemaVersionError(
+                f"database schema is at revision {current or '<none>'}, this dq-stores needs {head}; "
+                "run `dq-stores db upgrade --url URL` first"
+            )
+        command.upgrade(_config(conn), "head")
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+
+
+def _is_empty(conn: Connection) -> bool:
+    inspector = sa.inspect(conn)
+    return not any(inspector.has_table(t.name) for t in metadata.sorted_tables) and (
+        current_revision(conn) is None
+    )
+
+
+def _create_current(conn: Connection) -> None:
+    # The documented alembic recipe for new databases: create the current schema, stamp head.
+    metadata.create_all(conn)
+    command.stamp(_config(conn), "head")
+
+
+def _refuse_unknown(conn: Connection) -> str | None:
+    current = current_revision(conn)
+    if current is not None and current not in _known_revisions():
+        raise SchemaVersionError(
+            f"database schema is at revision {current}, which is newer than this dq-stores knows "
+            f"(its newest is {head_revision()}); upgrade the dq-stores package"
+        )
+    return current

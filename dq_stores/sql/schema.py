@@ -1,0 +1,191 @@
+"""The SQL schema: one SQLAlchemy Core ``MetaData`` for SQLite and Postgres.
+
+Dialect quirks are one ``with_variant`` each, in place: JSONB on Postgres (GIN indexes on tags and
+action types), plain JSON text on SQLite; ids and version keys compare byte-wise
+(``COLLATE "C"`` on Postgres) so ordering matches every other backend. Columns that filters or
+orderings use are real indexed columns. Alembic owns changes to this schema
+(``dq_stores/sql/migrations``); a test checks the migrations produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "artifact_revisions",
+    "artifacts",
+    "contract_datasets",
+    "job_runs",
+    "metadata",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+
+def _key(length: int = 128) -> sa.types.TypeEngine[str]:
+    # Byte-wise comparison on Postgres: a locale collation would order 'a-b' and 'ab' differently
+    # from SQLite, the filesystem and Blob listings.
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python; ``timestamptz`` on Postgres, naive-UTC text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSON_DOC: sa.types.TypeEngine[Any] = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+artifacts = sa.Table(
+    "dq_artifacts",
+    metadata,
+    sa.Column("tenant", _key(), primary_key=True),
+    sa.Column("environment", _key(), primary_key=True),
+    sa.Column("kind", _key(32), primary_key=True),
+    sa.Column("artifact_id", _key(), primary_key=True),
+    sa.Column("version", _key(), primary_key=True),
+    sa.Column("version_key", _key(300), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("retired", sa.Boolean(), nullable=False),
+    sa.Column("tags", JSON_DOC, nullable=False),
+    sa.Column("action_types", JSON_DOC, nullable=False),
+    sa.Column("trigger_type", sa.String(32), nullable=True),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("document", JSON_DOC, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # list: id asc, version desc; latest of an id: version desc, newest revision first.
+    sa.Index(
+        "ix_dq_artifacts_order",
+        "tenant",
+        "environment",
+        "kind",
+        "artifact_id",
+        sa.text("version_key DESC"),
+        "version",
+    ),
+    sa.Index("ix_dq_artifacts_status", "tenant", "environment", "kind", "status"),
+    sa.Index("ix_dq_artifacts_tags_gin", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+    sa.Index("ix_dq_artifacts_action_types_gin", "action_types", postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    ),
+)
+
+artifact_revisions = sa.Table(
+    "dq_artifact_revisions",
+    metadata,
+    sa.Column("tenant", _key(), primary_key=True),
+    sa.Column("environment", _key(), primary_key=True),
+    sa.Column("kind", _key(32), primary_key=True),
+    sa.Column("artifact_id", _key(), primary_key=True),
+    sa.Column("version", _key(), primary_key=True),
+    sa.Column("revision", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("document", JSON_DOC, nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+contract_datasets = sa.Table(
+    "dq_contract_datasets",
+    metadata,
+    sa.Column("tenant", _key(), primary_key=True),
+    sa.Column("environment", _key(), primary_key=True),
+    sa.Column("contract_id", _key(), primary_key=True),
+    sa.Column("version", _key(), primary_key=True),
+    sa.Column("dataset_type", _key(), primary_key=True),
+    sa.Column("version_key", _key(300), nullable=False),
+    sa.Column("retired", sa.Boolean(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # get_latest_for_dataset: one index range scan, first row wins.
+    sa.Index(
+        "ix_dq_contract_datasets_latest",
+        "tenant",
+        "environment",
+        "dataset_type",
+        "retired",
+        sa.text("version_key DESC"),
+        sa.text("updated_at DESC"),
+    ),
+)
+
+job_runs = sa.Table(
+    "dq_job_runs",
+    metadata,
+    sa.Column("tenant", _key(), primary_key=True),
+    sa.Column("environment", _key(), primary_key=True),
+    sa.Column("job_id", _key(), primary_key=True),
+    sa.Column("job_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("job_definition_id", _key(), nullable=True),
+    sa.Column("dataset_type", _key(), nullable=True),
+    sa.Column("contract_id", _key(), nullable=True),
+    sa.Column("contract_version", _key(), nullable=True),
+    sa.Column("dagster_run_id", sa.String(1024), nullable=True),
+    sa.Column("asset_key", sa.String(1024), nullable=True),
+    sa.Column("partition_key", sa.String(1024), nullable=True),
+    sa.Column("run_time", UtcDateTime(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("document", JSON_DOC, nullable=False),
+    # Newest first per scope, and per tenant across environments (list_by_tenant).
+    sa.Index(
+        "ix_dq_job_runs_scope_time",
+        "tenant",
+        "environment",
+        sa.text("run_time DESC"),
+        sa.text("job_id DESC"),
+    ),
+    sa.Index(
+        "ix_dq_job_runs_tenant_time",
+        "tenant",
+        sa.text("run_time DESC"),
+        sa.text("job_id DESC"),
+        sa.text("environment DESC"),
+    ),
+    sa.Index("ix_dq_job_runs_type", "tenant", "environment", "job_type", sa.text("run_time DESC")),
+    sa.Index("ix_dq_job_runs_status", "tenant", "environment", "status", sa.text("run_time DESC")),
+    sa.Index(
+        "ix_dq_job_runs_definition", "tenant", "environment", "job_definition_id", sa.text("run_time DESC")
+    ),
+    sa.Index("ix_dq_job_runs_dataset", "tenant", "environment", "dataset_type", sa.text("run_time DESC")),
+    sa.Index(
+        "ix_dq_job_runs_asset",
+        "tenant",
+        "environment",
+        "asset_key",
+        "partition_key",
+        sa.text("run_time DESC"),
+    ),
+    sa.Index("ix_dq_job_runs_dagster_run", "tenant", "environment", "dagster_run_id"),
+)
