@@ -16,7 +16,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
@@ -42,8 +42,10 @@ from dq_stores.models import (
     JobRun,
     JobRunStatus,
     JobType,
+    ResultRef,
 )
 from dq_stores.models.common import CanonicalModel
+from dq_stores.payloads import DEFAULT_OFFLOAD_THRESHOLD, PayloadStore
 from dq_stores.scope import Scope, validate_id
 
 __all__ = [
@@ -648,6 +650,235 @@ class JobRunStore(Store[JobRun]):
         if version is not None:
             raise InvalidArtifactError("job runs are not versioned", field="version")
         return self._delete_run(Scope(tenant, environment), self._id(job_id), if_match)
+
+    # results (claim check) --------------------------------------------------------------------
+    payloads: PayloadStore | None = None
+    """Where results over ``offload_threshold`` go; set by ``open_stores(results_url=...)``."""
+    offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
+    supports_inline_results: ClassVar[bool] = False
+    """The backend can keep small results inline (SQL); others always use ``payloads``."""
+
+    def configure_results(self, payloads: PayloadStore | None, offload_threshold: int | None = None) -> None:
+        """Set where large results go and from which size (bytes) they are offloaded."""
+        self.payloads = payloads
+        if offload_threshold is not None:
+            if offload_threshold < 0:
+                raise InvalidArtifactError("offload_threshold must be >= 0", field="offload_threshold")
+            self.offload_threshold = offload_threshold
+
+    def put_result(
+        self,
+        tenant: str,
+        environment: str,
+        job_id: str,
+        result: Any,
+        *,
+        content_type: str | None = None,
+        result_type: str | None = None,
+        offload: bool | None = None,
+    ) -> ResultRef:
+        """Store a run's result and point the run record at it; return the reference.
+
+        ``result`` is a report model, a JSON value, ``bytes``, an iterable of byte chunks or a
+        binary file (the last two always stream to the payload store). Small results stay inline
+        where the backend can; ``offload=True`` forces the payload store, ``False`` forces inline.
+        Payload first, record second: a crash in between leaves an orphan payload for ``gc``, never
+        a record pointing at nothing. Raises ``NotFoundError`` if the run does not exist.
+        """
+        from dq_stores.errors import NotFoundError, StoreError
+        from dq_stores.payloads import result_key
+
+        scope = Scope(tenant, environment)
+        job_id = self._id(job_id)
+        if self.get_entry(tenant, environment, job_id) is None:
+            raise NotFoundError(f"job run {job_id} not found in {scope}")
+        data: Any
+        if isinstance(result, CanonicalModel) or isinstance(result, Mapping | list):
+            data = canonical_json(result)
+            content_type = content_type or "application/json"
+            result_type = result_type or getattr(result, "report_type", None)
+        elif isinstance(result, bytes | bytearray | memoryview):
+            data = bytes(result)
+        else:
+            data = result  # a stream: size unknown until written
+        content_type = content_type or "application/octet-stream"
+        small = isinstance(data, bytes) and len(data) <= self.offload_threshold
+        use_inline = self.supports_inline_results and isinstance(data, bytes) and (
+            offload is False or (offload is None and small)
+        )
+        if use_inline:
+            assert isinstance(data, bytes)
+            digest = sha256_hex(data)
+            self._put_inline(scope, job_id, data, digest, content_type)
+            ref = ResultRef(
+                location="inline", sha256=digest, size_bytes=len(data), content_type=content_type,
+                result_type=result_type,
+            )
+        else:
+            if self.payloads is None:
+                raise StoreError(
+                    "this result must be offloaded but no results location is configured; "
+                    "open the stores with results_url=..."
+                )
+            if isinstance(data, bytes):
+                key = result_key(scope, job_id, sha256_hex(data), content_type)
+            else:
+                import uuid
+
+                key = result_key(scope, job_id, uuid.uuid4().hex, content_type)
+            info = self.payloads.write(key, data, content_type=content_type)
+            ref = ResultRef(
+                location="external", uri=info.uri, sha256=info.sha256, size_bytes=info.size_bytes,
+                content_type=content_type, result_type=result_type,
+            )
+        old = self._attach_result(scope, job_id, ref)
+        if old is not None and old.location == "external" and old.uri != ref.uri:
+            self._drop_payload(old)
+        elif old is not None and old.location == "inline" and ref.location != "inline":
+            self._delete_inline(scope, job_id)
+        return ref
+
+    def _attach_result(self, scope: Scope, job_id: str, ref: ResultRef) -> ResultRef | None:
+        from dq_stores.errors import ConflictError, NotFoundError
+
+        for _ in range(20):
+            entry = self.get_entry(scope.tenant, scope.environment, job_id)
+            if entry is None:
+                raise NotFoundError(f"job run {job_id} disappeared from {scope} while storing its result")
+            old = entry.artifact.result
+            updated = entry.artifact.model_copy(update={"result": ref})
+            try:
+                self.put(updated, if_match=entry.etag)
+            except ConflictError:
+                continue  # another writer updated the run; re-read and re-apply
+            return old
+        raise ConflictError(f"job run {job_id} in {scope} kept changing; result not attached")
+
+    def _drop_payload(self, ref: ResultRef) -> None:
+        if self.payloads is not None and ref.uri and self.payloads.owns(ref.uri):
+            self.payloads.delete(ref.uri)
+
+    def iter_result(self, tenant: str, environment: str, job_id: str) -> Iterator[bytes]:
+        """Stream a run's result; the hash and size are checked at the end, and a mismatch raises
+        ``PayloadIntegrityError`` (so a consumer must not trust the data before the stream ends)."""
+        import hashlib
+
+        from dq_stores.errors import NotFoundError, PayloadIntegrityError
+
+        scope = Scope(tenant, environment)
+        run = self.get(tenant, environment, job_id)
+        if run is None:
+            raise NotFoundError(f"job run {job_id} not found in {scope}")
+        ref = run.result
+        if ref is None:
+            raise NotFoundError(f"job run {job_id} in {scope} has no result")
+        digest = hashlib.sha256()
+        size = 0
+        if ref.location == "inline":
+            body = self._get_inline(scope, run.job_id)
+            if body is None:
+                raise NotFoundError(f"inline result of job run {job_id} in {scope} is missing")
+            chunks: Iterable[bytes] = (body,)
+        else:
+            assert ref.uri is not None
+            if self.payloads is None or not self.payloads.owns(ref.uri):
+                raise NotFoundError(
+                    f"result of job run {job_id} lives at a location these stores were not opened with"
+                )
+            chunks = self.payloads.read_chunks(ref.uri)
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        if digest.hexdigest() != ref.sha256 or size != ref.size_bytes:
+            raise PayloadIntegrityError(
+                f"result of job run {job_id} in {scope} is corrupt: expected sha256 {ref.sha256[:12]}... "
+                f"and {ref.size_bytes} bytes, found {digest.hexdigest()[:12]}... and {size} bytes"
+            )
+
+    def get_result(self, tenant: str, environment: str, job_id: str) -> bytes:
+        """A run's result bytes, verified against the sha256 and size its record holds."""
+        return b"".join(self.iter_result(tenant, environment, job_id))
+
+    def get_result_model(self, tenant: str, environment: str, job_id: str) -> Any:
+        """The result parsed into its report model (by ``result_type``), else plain JSON."""
+        from dq_stores.models import CleansingReport, ProfilingSnapshot, ValidationReport
+
+        run = self.get(tenant, environment, job_id)
+        data = self.get_result(tenant, environment, job_id)
+        models: dict[str, type[CanonicalModel]] = {
+            "validation": ValidationReport,
+            "cleansing": CleansingReport,
+            "profiling": ProfilingSnapshot,
+        }
+        model = models.get((run.result.result_type or "") if run and run.result else "")
+        return model.model_validate_json(data) if model else json.loads(data)
+
+    def delete_result(self, tenant: str, environment: str, job_id: str) -> bool:
+        """Remove a run's result: record first (it stops pointing at it), then the payload."""
+        scope = Scope(tenant, environment)
+        job_id = self._id(job_id)
+        entry = self.get_entry(tenant, environment, job_id)
+        if entry is None or entry.artifact.result is None:
+            return False
+        ref = entry.artifact.result
+        self.put(entry.artifact.model_copy(update={"result": None}), if_match=entry.etag)
+        if ref.location == "inline":
+            self._delete_inline(scope, job_id)
+        else:
+            self._drop_payload(ref)
+        return True
+
+    def delete_with_result(self, tenant: str, environment: str, job_id: str) -> bool:
+        """Delete a run record and then its result payload (retention): nothing left orphaned."""
+        scope = Scope(tenant, environment)
+        entry = self.get_entry(tenant, environment, job_id)
+        if entry is None:
+            return False
+        self.delete(tenant, environment, job_id, if_match=entry.etag)
+        ref = entry.artifact.result
+        if ref is not None and ref.location == "external":
+            self._drop_payload(ref)
+        elif ref is not None:
+            self._delete_inline(scope, entry.artifact.job_id)
+        return True
+
+    def gc_payloads(
+        self, *, prefix: str = "", older_than: timedelta = timedelta(hours=1), dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Remove payloads no run record points to (orphans of crashed writes), if older than
+        ``older_than`` (a grace period so in-flight writes are not collected). Returns their URIs."""
+        from datetime import UTC
+
+        from dq_stores.payloads import parse_result_key
+
+        if self.payloads is None:
+            return []
+        cutoff = datetime.now(UTC) - older_than
+        removed: builtins.list[str] = []
+        for listing in self.payloads.list(prefix):
+            if listing.modified > cutoff:
+                continue
+            parsed = parse_result_key(listing.key)
+            if parsed is None:
+                continue
+            scope, job_id = parsed
+            run = self.get(scope.tenant, scope.environment, job_id)
+            if run is not None and run.result is not None and run.result.uri == listing.uri:
+                continue
+            if not dry_run:
+                self.payloads.delete(listing.uri)
+            removed.append(listing.uri)
+        return removed
+
+    def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no inline results")
+
+    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no inline results")
+
+    def _delete_inline(self, scope: Scope, job_id: str) -> None:
+        """Remove an inline result (no-op for backends without inline results)."""
 
     # backend primitives -----------------------------------------------------------------------
     @abstractmethod

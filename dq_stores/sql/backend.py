@@ -41,7 +41,13 @@ from dq_stores.registry import Stores
 from dq_stores.scope import Scope
 from dq_stores.sql.engine import SqlEngine, create_sql_engine
 from dq_stores.sql.migrate import ensure_schema
-from dq_stores.sql.schema import artifact_revisions, artifacts, contract_datasets, job_runs
+from dq_stores.sql.schema import (
+    artifact_revisions,
+    artifacts,
+    contract_datasets,
+    job_run_results,
+    job_runs,
+)
 
 __all__ = [
     "SqlActionProfileStore",
@@ -437,7 +443,50 @@ class SqlActionProfileStore(_SqlVersioned, ActionProfileStore):
 
 
 class SqlJobRunStore(_SqlBase, JobRunStore):
-    """Job runs on SQLite / Postgres: single-statement upsert on the common path."""
+    """Job runs on SQLite / Postgres: single-statement upsert on the common path; small results
+    inline in ``dq_job_run_results``."""
+
+    supports_inline_results = True
+
+    def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
+        T = job_run_results.c
+        values = {
+            "tenant": scope.tenant,
+            "environment": scope.environment,
+            "job_id": job_id,
+            "sha256": sha256,
+            "size_bytes": len(body),
+            "content_type": content_type,
+            "body": body,
+            "recorded_at": _now(),
+        }
+        stmt = self._insert(job_run_results).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant", "environment", "job_id"],
+            set_={k: stmt.excluded[k] for k in ("sha256", "size_bytes", "content_type", "body", "recorded_at")},
+        )
+        with self._db.write() as conn:
+            conn.execute(stmt)
+        del T
+
+    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+        T = job_run_results.c
+        with self._db.read() as conn:
+            body = conn.execute(
+                sa.select(T.body).where(
+                    T.tenant == scope.tenant, T.environment == scope.environment, T.job_id == job_id
+                )
+            ).scalar()
+        return bytes(body) if body is not None else None
+
+    def _delete_inline(self, scope: Scope, job_id: str) -> None:
+        T = job_run_results.c
+        with self._db.write() as conn:
+            conn.execute(
+                job_run_results.delete().where(
+                    T.tenant == scope.tenant, T.environment == scope.environment, T.job_id == job_id
+                )
+            )
 
     def _run_values(
         self, scope: Scope, index: RunIndex, document: bytes, content_hash: str, etag: str, now: datetime
@@ -662,18 +711,42 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
                 current = conn.execute(sa.select(R.etag).where(where)).scalar()
                 if current is None or current != if_match:
                     raise ConflictError(f"job run {job_id} in {scope} does not match etag {if_match!r}")
-            return bool(conn.execute(job_runs.delete().where(where)).rowcount)
+            deleted = bool(conn.execute(job_runs.delete().where(where)).rowcount)
+            T = job_run_results.c
+            conn.execute(
+                job_run_results.delete().where(
+                    T.tenant == scope.tenant, T.environment == scope.environment, T.job_id == job_id
+                )
+            )
+            return deleted
 
 
 def _chunks(items: Sequence[Any], size: int) -> builtins.list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def open_sql_stores(url: str, *, schema: str | None = None, results_url: str | None = None, **options: Any) -> Stores:
-    """The four SQL stores on one shared engine (``memory://``, ``sqlite:///``, ``postgresql...``)."""
+def open_sql_stores(
+    url: str,
+    *,
+    schema: str | None = None,
+    results_url: str | None = None,
+    offload_threshold: int | None = None,
+    **options: Any,
+) -> Stores:
+    """The four SQL stores on one shared engine (``memory://``, ``sqlite:///``, ``postgresql...``).
+
+    Large results go to ``results_url``; for an embedded SQLite file the default is the folder
+    ``results/`` beside the database file (the embedded default: SQLite + local files).
+    """
+    from dq_stores.payloads import open_payload_store
     from dq_stores.secrets import redact
 
     db = connect_sql(url, schema=schema, **options)
+    if results_url is None and db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        results_url = (Path(str(db.engine.url.database)).expanduser().resolve().parent / "results").as_uri()
+    payloads = open_payload_store(results_url) if results_url is not None else None
     stores = Stores(
         contracts=SqlContractStore(db),
         job_definitions=SqlJobDefinitionStore(db),
@@ -681,7 +754,8 @@ def open_sql_stores(url: str, *, schema: str | None = None, results_url: str | N
         job_runs=SqlJobRunStore(db),
         url=redact(url),
     )
-    if results_url is not None:
-        raise InvalidArtifactError("results_url is not supported yet", field="results_url")
+    stores.job_runs.configure_results(payloads, offload_threshold)
     stores._closers.append(db.dispose)
+    if payloads is not None:
+        stores._closers.append(payloads.close)
     return stores

@@ -20,6 +20,7 @@ __all__ = [
     "artifact_revisions",
     "artifacts",
     "contract_datasets",
+    "job_run_results",
     "job_runs",
     "metadata",
 ]
@@ -189,3 +190,17 @@ job_runs = sa.Table(
     ),
     sa.Index("ix_dq_job_runs_dagster_run", "tenant", "environment", "dagster_run_id"),
 )
+
+job_run_results = sa.Table(
+    "dq_job_run_results",
+    metadata,
+    sa.Column("tenant", _key(), primary_key=True),
+    sa.Column("environment", _key(), primary_key=True),
+    sa.Column("job_id", _key(), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+)
+"""Small results kept inline (at most the offload threshold); larger ones go to a payload store."""

@@ -1,0 +1,232 @@
+"""Where large job-run results go: the claim check.
+
+A result (a validation report, cleansing report, profiling snapshot, Parquet bytes or any JSON) is
+kept inline in the metadata store when it is small and the backend can (SQL), and otherwise written
+to a payload store (a local folder or Azure Blob) whose URI, sha256, size and content type the run
+record keeps. Writes stream in chunks and hash on the way, so a 200 MB result never sits in memory
+whole more than once. Order of writes makes a crash safe: payload first, record second; a payload
+with no record is an orphan that ``gc`` removes after a grace period; a record never points to a
+payload that was not completely written.
+
+This module holds the payload stores and key layout; the run-record side is in
+``dq_stores.base.JobRunStore`` (``put_result`` / ``get_result``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from dq_stores.errors import BackendUnavailableError, InvalidArtifactError, NotFoundError
+from dq_stores.scope import Scope, validate_id
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_OFFLOAD_THRESHOLD",
+    "FilePayloadStore",
+    "PayloadInfo",
+    "PayloadListing",
+    "PayloadStore",
+    "iter_chunks",
+    "open_payload_store",
+    "result_key",
+]
+
+DEFAULT_OFFLOAD_THRESHOLD = 256 * 1024
+CHUNK_SIZE = 4 * 1024 * 1024
+
+_EXTENSIONS = {
+    "application/json": "json",
+    "application/vnd.apache.parquet": "parquet",
+    "text/csv": "csv",
+}
+
+
+@dataclass(frozen=True)
+class PayloadInfo:
+    uri: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class PayloadListing:
+    uri: str
+    key: str
+    size_bytes: int
+    modified: datetime
+
+
+def result_key(scope: Scope, job_id: str, sha256: str, content_type: str) -> str:
+    """``<tenant>/<environment>/job_runs/<job_id>/result-<sha256[:16]>.<ext>``; ids validated."""
+    validate_id(job_id, "job_id")
+    ext = _EXTENSIONS.get(content_type, "bin")
+    return f"{scope.tenant}/{scope.environment}/job_runs/{job_id}/result-{sha256[:16]}.{ext}"
+
+
+def parse_result_key(key: str) -> tuple[Scope, str] | None:
+    """(scope, job_id) of a key written by ``result_key``; ``None`` for anything else."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[2] != "job_runs" or not parts[4].startswith("result-"):
+        return None
+    try:
+        return Scope(parts[0], parts[1]), validate_id(parts[3], "job_id")
+    except InvalidArtifactError:
+        return None
+
+
+def iter_chunks(data: bytes | Iterable[bytes] | BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Chunks of ``data`` (bytes, an iterable of bytes, or a binary file object)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data)
+        for start in range(0, len(view), size):
+            yield bytes(view[start : start + size])
+        return
+    if hasattr(data, "read"):
+        while chunk := data.read(size):  # type: ignore[union-attr]
+            yield chunk
+        return
+    yield from data  # type: ignore[misc]
+
+
+class PayloadStore(ABC):
+    """A place for result payloads, addressed by key; returns URIs the run record keeps."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes | Iterable[bytes] | BinaryIO, *, content_type: str) -> PayloadInfo:
+        """Write all of ``data`` under ``key`` atomically (complete or absent); hash while writing."""
+
+    @abstractmethod
+    def read_chunks(self, uri: str) -> Iterator[bytes]:
+        """Stream a payload; ``NotFoundError`` if absent."""
+
+    @abstractmethod
+    def delete(self, uri: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[PayloadListing]:
+        """Every payload whose key starts with ``prefix``."""
+
+    @abstractmethod
+    def owns(self, uri: str) -> bool:
+        """Whether ``uri`` points into this store."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+
+class FilePayloadStore(PayloadStore):
+    """Payloads as files under a root folder: temp file in the same folder, fsync, rename."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"FilePayloadStore({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise InvalidArtifactError(f"payload key {key!r} escapes the results root", field="key")
+        return path
+
+    def _key_of(self, uri: str) -> str:
+        if not self.owns(uri):
+            raise InvalidArtifactError(f"{uri!r} is not a payload of {self!r}", field="uri")
+        path = Path(unquote(urlsplit(uri).path)).resolve()
+        return path.relative_to(self.root).as_posix()
+
+    def owns(self, uri: str) -> bool:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            return False
+        return Path(unquote(parts.path)).resolve().is_relative_to(self.root)
+
+    def write(self, key: str, data: bytes | Iterable[bytes] | BinaryIO, *, content_type: str) -> PayloadInfo:
+        path = self._path(key)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in iter_chunks(data):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot write payload {key}: {exc.strerror}") from exc
+        return PayloadInfo(path.as_uri(), digest.hexdigest(), size)
+
+    def read_chunks(self, uri: str) -> Iterator[bytes]:
+        path = self._path(self._key_of(uri))
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"payload {self._key_of(uri)} is missing from {self.root}") from exc
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot read payload: {exc.strerror}") from exc
+        with handle:
+            yield from iter_chunks(handle)
+
+    def delete(self, uri: str) -> bool:
+        path = self._path(self._key_of(uri))
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot delete payload: {exc.strerror}") from exc
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[PayloadListing]:
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob("result-*")):
+            if not path.is_file():
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                stat = path.stat()
+                yield PayloadListing(
+                    path.as_uri(), key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
+                )
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_payload_store(url: str, **options: Any) -> PayloadStore:
+    """``file:///abs/dir``, ``file://rel/dir`` or ``azure-blob://...`` (see ``dq_stores.blob``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = unquote((parts.netloc + parts.path) if parts.netloc else parts.path)
+        return FilePayloadStore(path)
+    if parts.scheme == "azure-blob":
+        from dq_stores import blob
+
+        store: PayloadStore = blob.open_blob_payload_store(url, **options)
+        return store
+    raise InvalidArtifactError(f"unsupported results URL scheme {parts.scheme!r}", field="results_url")
