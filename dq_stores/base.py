@@ -14,7 +14,7 @@ import binascii
 import builtins
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -255,9 +255,10 @@ class Store(ABC, Generic[T]):
     supports_cross_process_concurrency: ClassVar[bool] = True
     """``if_match`` / ``create_only`` hold between processes, not only between threads."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+    def close(self) -> None:
         """Release connections or clients. Stores opened by ``open_stores`` share them and are
-        closed through ``Stores.close()``."""
+        closed through ``Stores.close()``.
+        """
 
     def __enter__(self: S) -> S:
         return self
@@ -322,7 +323,9 @@ class VersionedStore(Store[V], Generic[V]):
     _allowed_filters: ClassVar[frozenset[str]] = frozenset({"artifact_id", "status"})
 
     # public API -------------------------------------------------------------------------------
-    def put(self, artifact: V | Mapping[str, Any], *, if_match: str | None = None, create_only: bool = False) -> str:
+    def put(
+        self, artifact: V | Mapping[str, Any], *, if_match: str | None = None, create_only: bool = False
+    ) -> str:
         """Store ``artifact`` in its own scope; return the etag of the resulting revision.
 
         Raises ``InvalidArtifactError`` (bad document), ``ConflictError`` (stale ``if_match``,
@@ -419,7 +422,9 @@ class VersionedStore(Store[V], Generic[V]):
             raise InvalidArtifactError("if_match needs a version", field="if_match")
         return self._delete(scope, aid, ver, if_match)
 
-    def history(self, tenant: str, environment: str, artifact_id: str, version: str) -> builtins.list[Revision]:
+    def history(
+        self, tenant: str, environment: str, artifact_id: str, version: str
+    ) -> builtins.list[Revision]:
         """Every revision of (id, version), oldest first; empty if it does not exist."""
         scope = Scope(tenant, environment)
         return self._history(scope, self._id(artifact_id), validate_id(version, "version"))
@@ -481,7 +486,8 @@ class VersionedStore(Store[V], Generic[V]):
         self, scope: Scope, limit: int, after: builtins.list[Any] | None, filters: VersionFilters
     ) -> tuple[builtins.list[bytes | str], str | None]:
         """Return documents ordered by (id asc, version_key desc, version asc) strictly after the
-        cursor values ``[artifact_id, version_key, version]``, and the next cursor."""
+        cursor values ``[artifact_id, version_key, version]``, and the next cursor.
+        """
 
     @abstractmethod
     def _delete(self, scope: Scope, artifact_id: str, version: str | None, if_match: str | None) -> bool: ...
@@ -503,7 +509,8 @@ class ContractStore(VersionedStore[DataContract]):
 
     def get_latest_for_dataset(self, tenant: str, environment: str, dataset_type: str) -> DataContract | None:
         """The latest non-retired contract holding a dataset contract of ``dataset_type``
-        (case-insensitive); ``None`` if there is none."""
+        (case-insensitive); ``None`` if there is none.
+        """
         scope = Scope(tenant, environment)
         wanted = _opt_str(dataset_type, "dataset_type")
         assert wanted is not None
@@ -553,15 +560,23 @@ class JobRunStore(Store[JobRun]):
     kind = JOB_RUNS
     supports_history = False
 
-    def put(self, run: JobRun | Mapping[str, Any], *, if_match: str | None = None, create_only: bool = False) -> str:
+    def put(
+        self, run: JobRun | Mapping[str, Any], *, if_match: str | None = None, create_only: bool = False
+    ) -> str:
         """Insert or update ``run``; return its new etag. Raises ``ConflictError`` (stale
         ``if_match``, ``create_only`` on an existing run), ``InvalidArtifactError`` (bad document,
-        forbidden status transition), ``BackendUnavailableError``."""
+        forbidden status transition), ``BackendUnavailableError``.
+        """
         model = self._coerce(run)
         scope = Scope(model.tenant_id, model.environment)
         document = canonical_json(model)
         return self._put_run(
-            scope, RunIndex.of(model), document, sha256_hex(document), if_match=if_match, create_only=create_only
+            scope,
+            RunIndex.of(model),
+            document,
+            sha256_hex(document),
+            if_match=if_match,
+            create_only=create_only,
         )
 
     def put_many(self, runs: Sequence[JobRun]) -> builtins.list[str]:
@@ -693,7 +708,7 @@ class JobRunStore(Store[JobRun]):
         if self.get_entry(tenant, environment, job_id) is None:
             raise NotFoundError(f"job run {job_id} not found in {scope}")
         data: Any
-        if isinstance(result, CanonicalModel) or isinstance(result, Mapping | list):
+        if isinstance(result, (CanonicalModel, Mapping | list)):
             data = canonical_json(result)
             content_type = content_type or "application/json"
             result_type = result_type or getattr(result, "report_type", None)
@@ -703,15 +718,20 @@ class JobRunStore(Store[JobRun]):
             data = result  # a stream: size unknown until written
         content_type = content_type or "application/octet-stream"
         small = isinstance(data, bytes) and len(data) <= self.offload_threshold
-        use_inline = self.supports_inline_results and isinstance(data, bytes) and (
-            offload is False or (offload is None and small)
+        use_inline = (
+            self.supports_inline_results
+            and isinstance(data, bytes)
+            and (offload is False or (offload is None and small))
         )
         if use_inline:
             assert isinstance(data, bytes)
             digest = sha256_hex(data)
             self._put_inline(scope, job_id, data, digest, content_type)
             ref = ResultRef(
-                location="inline", sha256=digest, size_bytes=len(data), content_type=content_type,
+                location="inline",
+                sha256=digest,
+                size_bytes=len(data),
+                content_type=content_type,
                 result_type=result_type,
             )
         else:
@@ -728,8 +748,12 @@ class JobRunStore(Store[JobRun]):
                 key = result_key(scope, job_id, uuid.uuid4().hex, content_type)
             info = self.payloads.write(key, data, content_type=content_type)
             ref = ResultRef(
-                location="external", uri=info.uri, sha256=info.sha256, size_bytes=info.size_bytes,
-                content_type=content_type, result_type=result_type,
+                location="external",
+                uri=info.uri,
+                sha256=info.sha256,
+                size_bytes=info.size_bytes,
+                content_type=content_type,
+                result_type=result_type,
             )
         old = self._attach_result(scope, job_id, ref)
         if old is not None and old.location == "external" and old.uri != ref.uri:
@@ -760,7 +784,8 @@ class JobRunStore(Store[JobRun]):
 
     def iter_result(self, tenant: str, environment: str, job_id: str) -> Iterator[bytes]:
         """Stream a run's result; the hash and size are checked at the end, and a mismatch raises
-        ``PayloadIntegrityError`` (so a consumer must not trust the data before the stream ends)."""
+        ``PayloadIntegrityError`` (so a consumer must not trust the data before the stream ends).
+        """
         import hashlib
 
         from dq_stores.errors import NotFoundError, PayloadIntegrityError
@@ -847,7 +872,8 @@ class JobRunStore(Store[JobRun]):
         self, *, prefix: str = "", older_than: timedelta = timedelta(hours=1), dry_run: bool = False
     ) -> builtins.list[str]:
         """Remove payloads no run record points to (orphans of crashed writes), if older than
-        ``older_than`` (a grace period so in-flight writes are not collected). Returns their URIs."""
+        ``older_than`` (a grace period so in-flight writes are not collected). Returns their URIs.
+        """
         from datetime import UTC
 
         from dq_stores.payloads import parse_result_key
@@ -908,7 +934,8 @@ class JobRunStore(Store[JobRun]):
         """Documents newest first by (run time desc, job_id desc, environment desc) strictly after
         the cursor values ``[run_time, job_id, environment]`` (run time as ``sortable_time``
         writes it; ``parse_sortable_time`` reads it back);
-        ``environment=None`` spans all environments of the tenant."""
+        ``environment=None`` spans all environments of the tenant.
+        """
 
     @abstractmethod
     def _delete_run(self, scope: Scope, job_id: str, if_match: str | None) -> bool: ...

@@ -19,9 +19,7 @@ from dq_stores.errors import InvalidArtifactError
 
 __all__ = ["canonical_json", "content_hash", "format_timestamp", "sha256_hex", "to_jsonable"]
 
-_encoder = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def format_timestamp(value: datetime) -> str:

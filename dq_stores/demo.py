@@ -39,7 +39,9 @@ def main(url: str = DEFAULT_URL) -> int:
     print(f"dq-stores demo on {url}")
     with open_stores(url) as stores:
         for tenant in TENANTS:
-            contract = DataContract.model_validate(_retarget(_fixture("data_contract.billing-contract.json"), tenant))
+            contract = DataContract.model_validate(
+                _retarget(_fixture("data_contract.billing-contract.json"), tenant)
+            )
             job_def = JobDefinition.model_validate(
                 _retarget(_fixture("job_definition.billing-daily-checks.json"), tenant)
             )
@@ -72,7 +74,8 @@ def main(url: str = DEFAULT_URL) -> int:
                     ValidationReport(status="passed", row_count=1000, pass_rate=1.0, dataset_type="billing"),
                 )
             latest = stores.contracts.get_latest_for_dataset(tenant, "prod", "billing")
-            assert latest is not None and latest.canonical_json() == contract.canonical_json()
+            assert latest is not None
+            assert latest.canonical_json() == contract.canonical_json()
             defs = list(stores.job_definitions.list_by_tags(tenant, "prod"))
             profiles = list(stores.action_profiles.list_by_type(tenant, "prod", "SEND_NOTIFICATION"))
             report = stores.job_runs.get_result_model(tenant, "prod", run.job_id)

@@ -33,7 +33,8 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """A write lost a race: stale ``if_match`` etag, ``create_only`` on an existing key, or a
-    concurrent writer created the same key first."""
+    concurrent writer created the same key first.
+    """
 
 
 class ScopeViolationError(StoreError):
@@ -56,9 +57,7 @@ class InvalidArtifactError(StoreError, ValueError):
     ) -> None:
         super().__init__(message)
         self.field = field
-        self.errors: list[tuple[str, str]] = list(errors) or (
-            [(field, message)] if field else []
-        )
+        self.errors: list[tuple[str, str]] = list(errors) or ([(field, message)] if field else [])
 
     @classmethod
     def from_pydantic(cls, exc: Any, *, what: str) -> InvalidArtifactError:
@@ -86,7 +85,8 @@ class BackendUnavailableError(StoreError):
 
 class SchemaVersionError(StoreError):
     """The database schema is not the one this version of dq_stores knows (newer, or older and
-    not upgraded). The message says which command fixes it."""
+    not upgraded). The message says which command fixes it.
+    """
 
 
 class PayloadIntegrityError(StoreError):

@@ -91,10 +91,10 @@ def iter_chunks(data: bytes | Iterable[bytes] | BinaryIO, size: int = CHUNK_SIZE
             yield bytes(view[start : start + size])
         return
     if hasattr(data, "read"):
-        while chunk := data.read(size):  # type: ignore[union-attr]
+        while chunk := data.read(size):
             yield chunk
         return
-    yield from data  # type: ignore[misc]
+    yield from data
 
 
 class PayloadStore(ABC):
@@ -225,8 +225,9 @@ def open_payload_store(url: str, **options: Any) -> PayloadStore:
         path = unquote((parts.netloc + parts.path) if parts.netloc else parts.path)
         return FilePayloadStore(path)
     if parts.scheme == "azure-blob":
-        from dq_stores import blob
+        import importlib
 
+        blob = importlib.import_module("dq_stores.blob")  # lazy: the Azure SDK is an extra
         store: PayloadStore = blob.open_blob_payload_store(url, **options)
         return store
     raise InvalidArtifactError(f"unsupported results URL scheme {parts.scheme!r}", field="results_url")

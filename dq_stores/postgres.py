@@ -40,9 +40,7 @@ def _postgres_only(url_or_engine: str | Engine | SqlEngine | None) -> str | Engi
     if url_or_engine is None:
         url_or_engine = os.environ.get("DQ_STORES_URL", "")
         if not url_or_engine:
-            raise InvalidArtifactError(
-                "no Postgres URL given and DQ_STORES_URL is not set", field="url"
-            )
+            raise InvalidArtifactError("no Postgres URL given and DQ_STORES_URL is not set", field="url")
     dialect = (
         url_or_engine.dialect
         if isinstance(url_or_engine, SqlEngine)

@@ -27,9 +27,7 @@ def validate_id(value: object, field: str) -> str:
     not containing ``..``.
     """
     if not isinstance(value, str):
-        raise InvalidArtifactError(
-            f"{field} must be a string, got {type(value).__name__}", field=field
-        )
+        raise InvalidArtifactError(f"{field} must be a string, got {type(value).__name__}", field=field)
     if not value:
         raise InvalidArtifactError(f"{field} must not be empty", field=field)
     if len(value) > MAX_ID_LENGTH:
@@ -43,9 +41,7 @@ def validate_id(value: object, field: str) -> str:
             field=field,
         )
     if value.startswith(".") or ".." in value:
-        raise InvalidArtifactError(
-            f"{field} {value!r} must not start with '.' or contain '..'", field=field
-        )
+        raise InvalidArtifactError(f"{field} {value!r} must not start with '.' or contain '..'", field=field)
     return value
 
 
@@ -67,6 +63,4 @@ class Scope:
 def check_artifact_scope(scope: Scope, tenant_id: str, environment: str, what: str) -> None:
     """Refuse an artifact whose own tenant/environment differ from ``scope``."""
     if tenant_id != scope.tenant or environment != scope.environment:
-        raise ScopeViolationError(
-            f"{what} belongs to {tenant_id}/{environment}, not to scope {scope}"
-        )
+        raise ScopeViolationError(f"{what} belongs to {tenant_id}/{environment}, not to scope {scope}")

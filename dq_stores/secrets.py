@@ -1,5 +1,6 @@
 """Redaction of secrets (passwords in URLs, account keys, SAS signatures, tokens) from any text
-that may reach a log, an exception message, a repr, CLI output or Dagster metadata."""
+that may reach a log, an exception message, a repr, CLI output or Dagster metadata.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ _PATTERNS = [
     # scheme://user:password@host
     (re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/:@\s]*:)[^/\s]+(?=@)"), r"\g<pre>***"),
     # AccountKey=...; SharedAccessSignature=...; in connection strings
-    (re.compile(r"(?i)(?P<pre>(AccountKey|SharedAccessSignature|sig|password|secret|token|key)=)[^;&\s]+"), r"\g<pre>***"),
+    (
+        re.compile(r"(?i)(?P<pre>(AccountKey|SharedAccessSignature|sig|password|secret|token|key)=)[^;&\s]+"),
+        r"\g<pre>***",
+    ),
 ]
 
 

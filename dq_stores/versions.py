@@ -31,6 +31,8 @@ def version_key(version: str) -> str:
     idents = []
     for ident in pre.split("."):
         # Numeric identifiers sort numerically and below alphanumeric ones (semver rule 11).
-        idents.append("0" + f"{int(ident):0{_WIDTH}d}" if ident.isdigit() and len(ident) <= _WIDTH else "1" + ident)
+        idents.append(
+            "0" + f"{int(ident):0{_WIDTH}d}" if ident.isdigit() and len(ident) <= _WIDTH else "1" + ident
+        )
     # ' ' sorts below every allowed id character, so a shorter identifier list sorts first.
     return key + "!" + " ".join(idents)

@@ -112,7 +112,9 @@ def test_design_note_snippet_runs_against_postgres(
                     submitted_at=dt.datetime(2026, 1, 1 + i, tzinfo=dt.UTC),
                 )
             )
-        stores.job_runs.put(JobRun(job_id="other", tenant_id="tenant-b", environment="dev", job_type="profiling"))
+        stores.job_runs.put(
+            JobRun(job_id="other", tenant_id="tenant-b", environment="dev", job_type="profiling")
+        )
 
     # The design note, as written (plus where the database is):
     job_store = PostgresJobRunStore(pg_url, schema=pg_schema)
@@ -137,16 +139,23 @@ def test_small_results_inline_large_ones_offloaded_and_verified(tmp_path: Path) 
         runs.put(JobRun(job_id="j", tenant_id="t", environment="e", job_type="validation"))
         small = ValidationReport(status="passed", row_count=3, pass_rate=1.0)
         ref = runs.put_result("t", "e", "j", small)
-        assert ref.location == "inline" and ref.result_type == "validation"
+        assert ref.location == "inline"
+        assert ref.result_type == "validation"
         assert runs.get_result_model("t", "e", "j") == small
 
         big = b"0123456789" * 1000
         ref = runs.put_result("t", "e", "j", big, content_type="text/csv")
-        assert ref.location == "external" and ref.uri is not None
+        assert ref.location == "external"
+        assert ref.uri is not None
         assert ref.uri.startswith((tmp_path / "results").as_uri())
         assert runs.get_result("t", "e", "j") == big
         # The inline row of the replaced result is gone, and nothing is orphaned.
-        assert runs._get_inline(runs.get("t", "e", "j") and __import__("dq_stores.scope").scope.Scope("t", "e"), "j") is None  # type: ignore[union-attr]
+        assert (
+            runs._get_inline(
+                runs.get("t", "e", "j") and __import__("dq_stores.scope").scope.Scope("t", "e"), "j"
+            )
+            is None
+        )  # type: ignore[union-attr]
         assert runs.gc_payloads(older_than=dt.timedelta(0)) == []
 
         Path(ref.uri.removeprefix("file://")).write_bytes(b"X" * len(big))
@@ -160,7 +169,9 @@ def test_gc_removes_orphan_payloads_only(tmp_path: Path) -> None:
         runs.put(JobRun(job_id="j", tenant_id="t", environment="e", job_type="validation"))
         kept = runs.put_result("t", "e", "j", b"kept")
         assert runs.payloads is not None
-        orphan = runs.payloads.write("t/e/job_runs/j/result-deadbeefdeadbeef.bin", b"orphan", content_type="x")
+        orphan = runs.payloads.write(
+            "t/e/job_runs/j/result-deadbeefdeadbeef.bin", b"orphan", content_type="x"
+        )
         assert runs.gc_payloads(older_than=dt.timedelta(hours=1)) == []  # still in its grace period
         assert runs.gc_payloads(older_than=dt.timedelta(0)) == [orphan.uri]
         assert runs.get_result("t", "e", "j") == b"kept"

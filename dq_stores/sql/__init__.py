@@ -1,2 +1,3 @@
 """One SQLAlchemy Core implementation of the stores for SQLite and Postgres, with alembic
-migrations. Dialect differences stay small and local."""
+migrations. Dialect differences stay small and local.
+"""

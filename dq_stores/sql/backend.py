@@ -35,7 +35,7 @@ from dq_stores.base import (
 from dq_stores.canonical import canonical_json, sha256_hex
 from dq_stores.errors import ConflictError, InvalidArtifactError
 from dq_stores.kinds import ArtifactIndex, RunIndex
-from dq_stores.models import DataContract, JobRun, JobRunStatus
+from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import allowed_previous, check_transition
 from dq_stores.registry import Stores
 from dq_stores.scope import Scope
@@ -358,7 +358,9 @@ class _SqlVersioned(_SqlBase, VersionedStore[Any]):
             rows = conn.execute(query).all()
         return [Revision(artifact_id, version, r[0], r[1], r[2], r[3]) for r in rows]
 
-    def _get_revision(self, scope: Scope, artifact_id: str, version: str, revision: int) -> bytes | str | None:
+    def _get_revision(
+        self, scope: Scope, artifact_id: str, version: str, revision: int
+    ) -> bytes | str | None:
         H = artifact_revisions.c
         query = sa.select(self._doc_column(H.document)).where(
             H.tenant == scope.tenant,
@@ -444,7 +446,8 @@ class SqlActionProfileStore(_SqlVersioned, ActionProfileStore):
 
 class SqlJobRunStore(_SqlBase, JobRunStore):
     """Job runs on SQLite / Postgres: single-statement upsert on the common path; small results
-    inline in ``dq_job_run_results``."""
+    inline in ``dq_job_run_results``.
+    """
 
     supports_inline_results = True
 
@@ -463,7 +466,9 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
         stmt = self._insert(job_run_results).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant", "environment", "job_id"],
-            set_={k: stmt.excluded[k] for k in ("sha256", "size_bytes", "content_type", "body", "recorded_at")},
+            set_={
+                k: stmt.excluded[k] for k in ("sha256", "size_bytes", "content_type", "body", "recorded_at")
+            },
         )
         with self._db.write() as conn:
             conn.execute(stmt)
@@ -578,8 +583,12 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
             )
         return str(current.etag)  # identical content: a no-op
 
-    def _update_values(self, values: dict[str, Any], index: RunIndex, new_status: JobRunStatus) -> dict[str, Any]:
-        updates = {k: v for k, v in values.items() if k not in {"tenant", "environment", "job_id", "recorded_at"}}
+    def _update_values(
+        self, values: dict[str, Any], index: RunIndex, new_status: JobRunStatus
+    ) -> dict[str, Any]:
+        updates = {
+            k: v for k, v in values.items() if k not in {"tenant", "environment", "job_id", "recorded_at"}
+        }
         updates["revision"] = R.revision + 1
         if index.run_time is None:
             updates["run_time"] = R.run_time  # keep the time the store first recorded it
@@ -587,7 +596,8 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
 
     def put_many(self, runs: Sequence[JobRun]) -> builtins.list[str]:
         """Upsert many runs in one transaction: one read of the existing statuses (to check
-        transitions), then one multi-row statement per chunk."""
+        transitions), then one multi-row statement per chunk.
+        """
         if not runs:
             return []
         prepared = []
@@ -633,7 +643,7 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
                 self._bulk_upsert(conn, chunk)
         return result
 
-    def _bulk_upsert(self, conn: Connection, rows: builtins.list[dict[str, Any]]) -> None:
+    def _bulk_upsert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             row.pop("tags", None)
         stmt = self._insert(job_runs)
@@ -742,7 +752,11 @@ def open_sql_stores(
     from dq_stores.secrets import redact
 
     db = connect_sql(url, schema=schema, **options)
-    if results_url is None and db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
+    if (
+        results_url is None
+        and db.dialect == "sqlite"
+        and db.engine.url.database not in (None, "", ":memory:")
+    ):
         from pathlib import Path
 
         results_url = (Path(str(db.engine.url.database)).expanduser().resolve().parent / "results").as_uri()

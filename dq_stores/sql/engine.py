@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc as sa_exc
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -41,7 +42,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_sql_engine(url: str, *, schema: str | None = None, echo: bool = False, **engine_kwargs: Any) -> Engine:
+def create_sql_engine(
+    url: str, *, schema: str | None = None, echo: bool = False, **engine_kwargs: Any
+) -> Engine:
     """An engine with pooling (``pool_pre_ping``) and the pragmas/options the stores rely on."""
     sa_url = make_url(normalise_url(url))
     backend = sa_url.get_backend_name()

@@ -1,5 +1,6 @@
 """Alembic environment of dq_stores: runs on the connection handed over by dq_stores.sql.migrate,
-or on ``sqlalchemy.url`` when alembic is run from the command line."""
+or on ``sqlalchemy.url`` when alembic is run from the command line.
+"""
 
 from alembic import context
 from sqlalchemy import create_engine
