@@ -205,6 +205,36 @@ def parse_sortable_time(value: Any) -> datetime:
         raise InvalidArtifactError("cursor is not one this store issued", field="cursor") from exc
 
 
+def decode_artifact_cursor(cursor: str | None) -> list[Any] | None:
+    """``[artifact_id, version_key, version]``, each checked, or ``None``."""
+    values = decode_cursor(cursor, 3)
+    if values is None:
+        return None
+    aid, vkey, ver = values
+    try:
+        validate_id(aid, "cursor")
+        validate_id(ver, "cursor")
+    except InvalidArtifactError as exc:
+        raise InvalidArtifactError("cursor is not one this store issued", field="cursor") from exc
+    if not isinstance(vkey, str) or len(vkey) > 1024:
+        raise InvalidArtifactError("cursor is not one this store issued", field="cursor")
+    return values
+
+
+def decode_run_cursor(cursor: str | None) -> list[Any] | None:
+    """``[run_time, job_id, environment]``, each checked, or ``None``."""
+    values = decode_cursor(cursor, 3)
+    if values is None:
+        return None
+    parse_sortable_time(values[0])
+    try:
+        validate_id(values[1], "cursor")
+        validate_id(values[2], "cursor")
+    except InvalidArtifactError as exc:
+        raise InvalidArtifactError("cursor is not one this store issued", field="cursor") from exc
+    return values
+
+
 def _check_limit(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArtifactError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}", field="limit")
@@ -384,7 +414,7 @@ class VersionedStore(Store[V], Generic[V]):
         """One page of (id, version) artifacts in the scope, current revision of each."""
         scope = Scope(tenant, environment)
         parsed = self._parse_filters(filters)
-        docs, next_cursor = self._list(scope, _check_limit(limit), decode_cursor(cursor, 3), parsed)
+        docs, next_cursor = self._list(scope, _check_limit(limit), decode_artifact_cursor(cursor), parsed)
         return Page([self._decode_in_scope(scope, d) for d in docs], next_cursor)
 
     def iter_all(self, tenant: str, environment: str, **filters: Any) -> Iterator[V]:
@@ -631,7 +661,7 @@ class JobRunStore(Store[JobRun]):
             until=_opt_time(until, "until"),
         )
         docs, next_cursor = self._list_runs(
-            scope.tenant, scope.environment, _check_limit(limit), decode_cursor(cursor, 3), filters
+            scope.tenant, scope.environment, _check_limit(limit), decode_run_cursor(cursor), filters
         )
         return Page([self._decode_in_scope(scope, d) for d in docs], next_cursor)
 
@@ -650,7 +680,7 @@ class JobRunStore(Store[JobRun]):
                 yield run
             if next_cursor is None:
                 return
-            after = decode_cursor(next_cursor, 3)
+            after = decode_run_cursor(next_cursor)
 
     def delete(
         self,

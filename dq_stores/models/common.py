@@ -54,6 +54,9 @@ class CanonicalModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         allow_inf_nan=False,
+        # Keep NaN/infinity inside free-form maps as floats when dumping, so the canonical encoder
+        # refuses them (pydantic's default would silently turn them into null).
+        ser_json_inf_nan="constants",
         validate_assignment=True,
         populate_by_name=True,
         use_enum_values=False,

@@ -114,17 +114,14 @@ class _SqlBase:
         return f"{type(self).__name__}({self._db.url_for_messages!r})"
 
     # dialect helpers --------------------------------------------------------------------------
-    def _doc_param(self, document: bytes | str) -> Any:
-        text = document.decode("utf-8") if isinstance(document, bytes) else document
-        if self._db.is_postgres:
-            return sa.cast(sa.literal(text, sa.Text()), postgresql.JSONB())
-        return sa.literal(text, sa.Text())
+    @staticmethod
+    def _doc_param(document: bytes | str) -> str:
+        return document.decode("utf-8") if isinstance(document, bytes) else document
 
-    def _doc_column(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-        # Read JSON as text and let pydantic's Rust parser decode it once.
-        if self._db.is_postgres:
-            return sa.cast(column, sa.Text())
-        return sa.type_coerce(column, sa.Text())
+    @staticmethod
+    def _doc_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        # Stored as canonical JSON text; pydantic's Rust parser decodes it once.
+        return column
 
     def _json_list_param(self, values: Sequence[str]) -> Any:
         text = canonical_json(list(values)).decode()
@@ -647,8 +644,6 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
         for row in rows:
             row.pop("tags", None)
         stmt = self._insert(job_runs)
-        doc = sa.bindparam("document", type_=sa.Text())
-        stmt = stmt.values(document=sa.cast(doc, postgresql.JSONB()) if self._db.is_postgres else doc)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant", "environment", "job_id"],

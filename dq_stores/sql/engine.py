@@ -148,6 +148,10 @@ class SqlEngine:
             raise ConflictError(
                 "a concurrent writer created or changed the same key first; read it again and retry"
             ) from exc
+        except sa_exc.DataError as exc:
+            raise InvalidArtifactError(
+                f"the database refused a value: {_first_line(exc)}", field="<value>"
+            ) from exc
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise BackendUnavailableError(
                 f"database {self.url_for_messages} is unavailable: {_first_line(exc)}"

@@ -60,6 +60,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
 
 JSON_DOC: sa.types.TypeEngine[Any] = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""Index columns (tags, action types): JSONB with GIN indexes on Postgres."""
+
+DOCUMENT = sa.Text()
+"""The canonical JSON, stored verbatim: JSONB would rewrite numbers (1.5e300 comes back as a
+300-digit integer) and refuse U+0000, breaking the byte-identical round trip."""
 
 artifacts = sa.Table(
     "dq_artifacts",
@@ -69,7 +74,7 @@ artifacts = sa.Table(
     sa.Column("kind", _key(32), primary_key=True),
     sa.Column("artifact_id", _key(), primary_key=True),
     sa.Column("version", _key(), primary_key=True),
-    sa.Column("version_key", _key(300), nullable=False),
+    sa.Column("version_key", _key(1024), nullable=False),
     sa.Column("name", sa.String(512), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("retired", sa.Boolean(), nullable=False),
@@ -79,7 +84,7 @@ artifacts = sa.Table(
     sa.Column("revision", sa.Integer(), nullable=False),
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("document", JSON_DOC, nullable=False),
+    sa.Column("document", DOCUMENT, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     # list: id asc, version desc; latest of an id: version desc, newest revision first.
@@ -110,7 +115,7 @@ artifact_revisions = sa.Table(
     sa.Column("revision", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("document", JSON_DOC, nullable=False),
+    sa.Column("document", DOCUMENT, nullable=False),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
@@ -122,7 +127,7 @@ contract_datasets = sa.Table(
     sa.Column("contract_id", _key(), primary_key=True),
     sa.Column("version", _key(), primary_key=True),
     sa.Column("dataset_type", _key(), primary_key=True),
-    sa.Column("version_key", _key(300), nullable=False),
+    sa.Column("version_key", _key(1024), nullable=False),
     sa.Column("retired", sa.Boolean(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     # get_latest_for_dataset: one index range scan, first row wins.
@@ -158,7 +163,7 @@ job_runs = sa.Table(
     sa.Column("revision", sa.Integer(), nullable=False),
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("document", JSON_DOC, nullable=False),
+    sa.Column("document", DOCUMENT, nullable=False),
     # Newest first per scope, and per tenant across environments (list_by_tenant).
     sa.Index(
         "ix_dq_job_runs_scope_time",

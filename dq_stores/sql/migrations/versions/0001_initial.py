@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("kind", _key(32), nullable=False),
         sa.Column("artifact_id", _key(), nullable=False),
         sa.Column("version", _key(), nullable=False),
-        sa.Column("version_key", _key(300), nullable=False),
+        sa.Column("version_key", _key(1024), nullable=False),
         sa.Column("name", sa.String(512), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("retired", sa.Boolean(), nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("etag", sa.String(64), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("document", _json(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint(
@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("etag", sa.String(64), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("document", _json(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.Column("recorded_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint(
             "tenant",
@@ -93,7 +93,7 @@ def upgrade() -> None:
         sa.Column("contract_id", _key(), nullable=False),
         sa.Column("version", _key(), nullable=False),
         sa.Column("dataset_type", _key(), nullable=False),
-        sa.Column("version_key", _key(300), nullable=False),
+        sa.Column("version_key", _key(1024), nullable=False),
         sa.Column("retired", sa.Boolean(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint(
@@ -133,7 +133,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("etag", sa.String(64), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("document", _json(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("tenant", "environment", "job_id", name="pk_dq_job_runs"),
     )
     op.create_index(

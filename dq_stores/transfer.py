@@ -1,0 +1,720 @@
+"""Import, export, copy and retention of store contents, as plain functions over ``Stores``.
+
+This is the logic behind the ``dq-stores`` command (``dq_stores.cli``) and is usable without it:
+
+* ``load_artifacts`` reads JSON / YAML files (a folder is searched recursively), detects each
+  document's kind from its id field and validates every document, collecting *every* problem;
+  ``plan_import`` compares the valid ones with a store and ``apply_import`` writes them. A caller
+  validates all before writing any.
+* ``export_scope`` writes one scope as canonical JSON files in the filesystem layout
+  ``<dir>/<tenant>/<environment>/<kind>/<id>/<version>.json`` (job runs:
+  ``<dir>/<tenant>/<environment>/job_runs/<job_id>.json``), so equal stores export byte-identically.
+* ``copy_scope`` copies the current revision of every artifact and every job run (with its result
+  payload where both stores can hold one) between any two backends, skipping what is already
+  there with the same content hash and verifying the hash after each write.
+* ``purge_runs`` deletes job runs older than a cutoff (record first, then its result payload).
+
+Nothing here prints, parses command-line options or knows about click; progress is reported by
+yielding one outcome per item, so a caller can drive a progress bar. Nothing here reaches behind
+the public Store API (no backend primitives).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+
+from dq_stores.base import JobRunStore, VersionedStore
+from dq_stores.canonical import canonical_json, format_timestamp, sha256_hex
+from dq_stores.errors import InvalidArtifactError, NotFoundError, StoreError
+from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, JOB_RUNS, KINDS, Kind
+from dq_stores.models import JobRun, JobRunStatus
+from dq_stores.models.common import CanonicalModel
+from dq_stores.models.job_runs import check_transition
+from dq_stores.registry import Stores
+from dq_stores.scope import Scope
+
+__all__ = [
+    "ARTIFACT_SUFFIXES",
+    "VERSIONED_KINDS",
+    "CopyOutcome",
+    "CopySummary",
+    "ExportTargetError",
+    "ImportAction",
+    "ImportWriteError",
+    "LoadedArtifact",
+    "Problem",
+    "PurgeOutcome",
+    "apply_import",
+    "available_scopes",
+    "check_export_target",
+    "copy_scope",
+    "detect_kind",
+    "export_path",
+    "export_scope",
+    "find_artifact_files",
+    "load_artifacts",
+    "parse_duration",
+    "plan_import",
+    "purge_runs",
+    "read_documents",
+    "remove_stale_exports",
+]
+
+ARTIFACT_SUFFIXES = (".json", ".yaml", ".yml")
+VERSIONED_KINDS: tuple[Kind[Any], ...] = (CONTRACTS, ACTION_PROFILES, JOB_DEFINITIONS)
+"""Versioned kinds in the order they are imported and copied (referenced before referencing)."""
+_KIND_BY_ID_FIELD: dict[str, Kind[Any]] = {k.id_field: k for k in KINDS.values()}
+_DETECTION_ORDER = ("job_id", "job_definition_id", "action_profile_id", "contract_id")
+
+
+# -- reading and validating files ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input document: where it is, the field at fault, what is wrong."""
+
+    where: str
+    message: str
+    field: str | None = None
+    file: str = ""
+    """The file the problem is in (``where`` may add a line, a list index, a document id)."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.where}: {self.field}: {self.message}" if self.field else f"{self.where}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A valid document read from a file, with its canonical JSON and content hash."""
+
+    kind: Kind[Any]
+    model: Any
+    document: bytes
+    content_hash: str
+    where: str
+    file: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.model.tenant_id, self.model.environment)
+
+    @property
+    def version(self) -> str | None:
+        return str(self.model.version) if self.kind.versioned else None
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str | None]:
+        return (
+            self.kind.name,
+            self.model.tenant_id,
+            self.model.environment,
+            self.model.artifact_id,
+            self.version,
+        )
+
+    def describe(self) -> str:
+        at = f"@{self.version}" if self.version is not None else ""
+        return f"{self.kind.label} {self.scope}/{self.model.artifact_id}{at}"
+
+
+class _NoTimestampLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: ``2024-05-01`` stays a string, as it would in JSON, so
+    free-form ``metadata`` keeps its text and typed fields are parsed by the models.
+    """
+
+
+_NoTimestampLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+
+
+def find_artifact_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files to import: files given as they are, folders searched recursively for
+    ``*.json``/``*.yaml``/``*.yml`` (hidden files and folders skipped), in a stable order.
+
+    Raises ``FileNotFoundError`` for a path that does not exist.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            matches = [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in ARTIFACT_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
+            found.extend(sorted(matches))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(2, "no such file or folder", str(path))
+    unique: dict[Path, None] = dict.fromkeys(found)
+    return list(unique)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in canonical JSON")
+
+
+def read_documents(path: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
+    """Parse one file into ``(where, document)`` pairs; a file may hold one document or a list
+    (YAML: several ``---`` documents too). Unreadable or broken files become one ``Problem``
+    naming the file and, where the parser knows it, the line and column.
+    """
+    name = str(path)
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [], [Problem(name, f"not UTF-8 text (byte {exc.start})", file=name)]
+    except OSError as exc:
+        return [], [Problem(name, f"cannot read: {exc.strerror or exc}", file=name)]
+    roots: list[Any]
+    if suffix == ".json":
+        try:
+            roots = [json.loads(text, parse_constant=_refuse_constant)]
+        except json.JSONDecodeError as exc:
+            return [], [Problem(f"{name}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}", file=name)]
+        except ValueError as exc:
+            return [], [Problem(name, f"invalid JSON: {exc}", file=name)]
+    elif suffix in (".yaml", ".yml"):
+        try:
+            roots = [d for d in yaml.load_all(text, Loader=_NoTimestampLoader) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            return [], [Problem(where, f"invalid YAML: {problem}", file=name)]
+    else:
+        return [], [Problem(name, f"not a {', '.join(ARTIFACT_SUFFIXES)} file", file=name)]
+    out: list[tuple[str, Any]] = []
+    for n, root in enumerate(roots, start=1):
+        base = name if len(roots) == 1 else f"{name} (document {n})"
+        if isinstance(root, list):
+            out.extend((f"{base}[{i}]", item) for i, item in enumerate(root))
+        else:
+            out.append((base, root))
+    if not out:
+        return [], [Problem(name, "holds no document", file=name)]
+    return out, []
+
+
+def detect_kind(document: Any) -> Kind[Any]:
+    """The kind of a document from its top-level id field.
+
+    A document can also hold references to other kinds (a job run's ``job_definition_id``), so
+    the first of ``job_id``, ``job_definition_id``, ``action_profile_id``, ``contract_id`` present
+    wins: a run refers to definitions, a definition to profiles and contracts, never the reverse.
+    Raises ``InvalidArtifactError`` when the document is not a mapping or has none of them.
+    """
+    if not isinstance(document, dict):
+        raise InvalidArtifactError(
+            f"expected an object (a mapping), got {type(document).__name__}", field="<document>"
+        )
+    for id_field in _DETECTION_ORDER:
+        if id_field in document:
+            return _KIND_BY_ID_FIELD[id_field]
+    raise InvalidArtifactError(
+        "cannot tell the artifact kind: the document has none of " + ", ".join(_DETECTION_ORDER),
+        field="<document>",
+    )
+
+
+def _validate(file: str, where: str, document: Any) -> LoadedArtifact | list[Problem]:
+    try:
+        kind = detect_kind(document)
+    except InvalidArtifactError as exc:
+        return [Problem(where, str(exc), file=file)]
+    ident = document.get(kind.id_field)
+    label = f"{where} ({kind.label} {str(ident)[:60]!r})" if isinstance(ident, str) else where
+    try:
+        model: CanonicalModel = kind.model.model_validate(document)
+        data = canonical_json(model)
+    except pydantic.ValidationError as exc:
+        error = InvalidArtifactError.from_pydantic(exc, what=kind.label)
+        details = exc.errors(include_url=False, include_input=True)
+        return [
+            Problem(label, message + _hint(detail), field_name, file)
+            for (field_name, message), detail in zip(error.errors, details, strict=False)
+        ]
+    except InvalidArtifactError as exc:  # NaN, a YAML value JSON cannot hold
+        return [Problem(label, str(exc), exc.field, file)]
+    return LoadedArtifact(kind, model, data, sha256_hex(data), where, file)
+
+
+def _hint(detail: Any) -> str:
+    # YAML reads ``version: 1.0`` as a number; say how to fix it rather than only "not a string".
+    value = detail.get("input")
+    if detail.get("type") == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return " (got a number: quote it in YAML)"
+    return ""
+
+
+def load_artifacts(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[LoadedArtifact], list[Problem]]:
+    """Read and validate every document under ``paths``; return the valid ones and every problem.
+
+    The same (kind, scope, id, version) twice with equal content is loaded once; with different
+    content it is a problem (importing both would not be idempotent).
+    """
+    artifacts: dict[tuple[str, str, str, str, str | None], LoadedArtifact] = {}
+    problems: list[Problem] = []
+    for path in find_artifact_files(paths):
+        documents, parse_problems = read_documents(path)
+        problems.extend(parse_problems)
+        for where, document in documents:
+            result = _validate(str(path), where, document)
+            if isinstance(result, list):
+                problems.extend(result)
+                continue
+            first = artifacts.get(result.key)
+            if first is None:
+                artifacts[result.key] = result
+            elif first.content_hash != result.content_hash:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{result.describe()} is also in {first.where} with different content",
+                        file=str(path),
+                    )
+                )
+    return list(artifacts.values()), problems
+
+
+# -- import -----------------------------------------------------------------------------------------
+
+
+def _versioned(stores: Stores, kind: Kind[Any]) -> VersionedStore[Any]:
+    store: VersionedStore[Any] = getattr(stores, kind.name)
+    return store
+
+
+@dataclass(frozen=True)
+class ImportAction:
+    """What importing one artifact does: ``create``, ``update`` (a new revision / run update) or
+    ``unchanged`` (identical content is stored already); ``etag`` is the current one, if any.
+    """
+
+    artifact: LoadedArtifact
+    action: Literal["create", "update", "unchanged"]
+    etag: str | None = None
+
+
+class ImportWriteError(StoreError):
+    """A write failed part-way through an import; ``written`` artifacts were stored before it."""
+
+    def __init__(self, message: str, written: int) -> None:
+        super().__init__(message)
+        self.written = written
+
+
+def plan_import(
+    stores: Stores, artifacts: Sequence[LoadedArtifact]
+) -> tuple[list[ImportAction], list[Problem]]:
+    """Compare each artifact with what ``stores`` hold; refuse job-run status changes the store
+    would refuse (a terminal run cannot change status), so those are reported before any write.
+    """
+    order = {k.name: i for i, k in enumerate((*VERSIONED_KINDS, JOB_RUNS))}
+    actions: list[ImportAction] = []
+    problems: list[Problem] = []
+    for item in sorted(artifacts, key=lambda a: (order[a.kind.name], a.key)):
+        scope = item.scope
+        if item.kind is JOB_RUNS:
+            entry: Any = stores.job_runs.get_entry(scope.tenant, scope.environment, item.model.job_id)
+        else:
+            entry = _versioned(stores, item.kind).get_entry(
+                scope.tenant, scope.environment, item.model.artifact_id, item.version
+            )
+        if entry is None:
+            actions.append(ImportAction(item, "create"))
+        elif entry.content_hash == item.content_hash:
+            actions.append(ImportAction(item, "unchanged", entry.etag))
+        else:
+            if item.kind is JOB_RUNS:
+                old, new = JobRunStatus(entry.artifact.status), JobRunStatus(item.model.status)
+                if not check_transition(old, new):
+                    problems.append(
+                        Problem(
+                            f"{item.where} ({item.describe()})",
+                            f"the stored run is {old.value} and cannot change to {new.value}",
+                            "status",
+                            item.file,
+                        )
+                    )
+                    continue
+            actions.append(ImportAction(item, "update", entry.etag))
+    return actions, problems
+
+
+def apply_import(stores: Stores, actions: Iterable[ImportAction]) -> Iterator[ImportAction]:
+    """Write the planned changes, yielding each action once done. A write that finds the store
+    changed since the plan (``if_match`` / ``create_only``) or fails raises ``ImportWriteError``.
+    """
+    written = 0
+    for act in actions:
+        if act.action != "unchanged":
+            item = act.artifact
+            store: Any = stores.job_runs if item.kind is JOB_RUNS else _versioned(stores, item.kind)
+            try:
+                if act.action == "create":
+                    store.put(item.model, create_only=True)
+                else:
+                    store.put(item.model, if_match=act.etag)
+            except StoreError as exc:
+                raise ImportWriteError(
+                    f"writing {item.describe()} from {item.where} failed after {written} write(s): {exc}",
+                    written,
+                ) from exc
+            written += 1
+        yield act
+
+
+# -- scopes -----------------------------------------------------------------------------------------
+
+
+def available_scopes(stores: Stores) -> list[Scope] | None:
+    """Every (tenant, environment) a backend holds, if it can list them (an optional
+    ``list_scopes()`` on ``Stores`` or on its stores); ``None`` when it cannot.
+    """
+    listers = [getattr(stores, "list_scopes", None)]
+    listers += [getattr(getattr(stores, k.name), "list_scopes", None) for k in (*VERSIONED_KINDS, JOB_RUNS)]
+    found: set[Scope] = set()
+    any_lister = False
+    for lister in listers:
+        if not callable(lister):
+            continue
+        any_lister = True
+        for item in lister():
+            if isinstance(item, Scope):
+                found.add(item)
+            else:
+                tenant = getattr(item, "tenant", None)
+                environment = getattr(item, "environment", None)
+                if tenant is None or environment is None:
+                    tenant, environment = item
+                found.add(Scope(tenant, environment))
+        if lister is listers[0]:
+            break  # Stores.list_scopes already spans every kind
+    return sorted(found, key=lambda s: (s.tenant, s.environment)) if any_lister else None
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+
+class ExportTargetError(StoreError):
+    """The export folder already holds a scope and overwriting was not asked for."""
+
+
+def export_path(out_dir: Path, kind: Kind[Any], model: Any) -> Path:
+    """Where an artifact goes in the export layout (ids are validated: safe path segments)."""
+    base: Path = out_dir / str(model.tenant_id) / str(model.environment) / kind.name
+    if kind.versioned:
+        return base / str(model.artifact_id) / f"{model.version}.json"
+    return base / f"{model.artifact_id}.json"
+
+
+def check_export_target(out_dir: Path, scopes: Iterable[Scope], *, overwrite: bool) -> None:
+    """Refuse to export into a scope folder that already has files, unless ``overwrite``."""
+    if overwrite:
+        return
+    for scope in scopes:
+        folder = out_dir / scope.tenant / scope.environment
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ExportTargetError(
+                f"{folder} is not empty; export to an empty folder or pass --overwrite "
+                "(which replaces the files of the exported scopes)"
+            )
+
+
+def _write_atomic(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` (temp file + rename); return False if it held them already."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def export_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
+    """Write every artifact (each id and version, current revision) and every job run of ``scope``
+    under ``out_dir``; yield each file's path. Bytes are the canonical JSON, so two exports of
+    equal stores are byte-identical. Result payloads are not exported (only their references).
+    """
+    for kind in VERSIONED_KINDS:
+        for model in _versioned(stores, kind).iter_all(scope.tenant, scope.environment):
+            path = export_path(out_dir, kind, model)
+            _write_atomic(path, canonical_json(model))
+            yield path
+    for run in stores.job_runs.list_by_tenant(scope.tenant, scope.environment):
+        path = export_path(out_dir, JOB_RUNS, run)
+        _write_atomic(path, canonical_json(run))
+        yield path
+
+
+def remove_stale_exports(out_dir: Path, scope: Scope, written: set[Path]) -> list[Path]:
+    """After an ``--overwrite`` export: remove ``*.json`` files of the layout in ``scope`` that
+    this export did not write (artifacts deleted since the last export); return them.
+    """
+    removed: list[Path] = []
+    root = out_dir / scope.tenant / scope.environment
+    for kind in (*VERSIONED_KINDS, JOB_RUNS):
+        folder = root / kind.name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.json")):
+            if path not in written:
+                path.unlink()
+                removed.append(path)
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+            if not any(sub.iterdir()):
+                sub.rmdir()
+    return removed
+
+
+# -- copy -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What happened to one artifact or run: ``copied``, ``skipped`` (same content already at the
+    destination) or ``failed`` (``detail`` says why); ``detail`` may also carry a warning.
+    """
+
+    kind: Kind[Any]
+    scope: Scope
+    key: str
+    status: Literal["copied", "skipped", "failed"]
+    detail: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind.label} {self.scope}/{self.key}: {self.status}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+@dataclass
+class CopySummary:
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[CopyOutcome] = field(default_factory=list)
+    warnings: list[CopyOutcome] = field(default_factory=list)
+
+    def add(self, outcome: CopyOutcome) -> None:
+        if outcome.status == "copied":
+            self.copied += 1
+        elif outcome.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+            self.failures.append(outcome)
+        if outcome.detail and outcome.status != "failed":
+            self.warnings.append(outcome)
+
+
+def copy_scope(source: Stores, target: Stores, scope: Scope) -> Iterator[CopyOutcome]:
+    """Copy ``scope`` from ``source`` to ``target``: the current revision of every (id, version)
+    of every versioned kind, then every job run. Each item is skipped when the target holds the
+    same content hash, else written (``create_only`` / ``if_match`` against the target's current
+    etag, so a concurrent writer is not overwritten) and read back to verify its hash. A failing
+    item is reported and the copy goes on. Revision history is not replayed: the target gets the
+    current revision as one new revision.
+    """
+    for kind in VERSIONED_KINDS:
+        for model in _versioned(source, kind).iter_all(scope.tenant, scope.environment):
+            yield _copy_versioned(_versioned(target, kind), kind, scope, model)
+    for run in source.job_runs.list_by_tenant(scope.tenant, scope.environment):
+        yield _copy_run(source.job_runs, target.job_runs, scope, run)
+
+
+def _copy_versioned(target: VersionedStore[Any], kind: Kind[Any], scope: Scope, model: Any) -> CopyOutcome:
+    key = f"{model.artifact_id}@{model.version}"
+    wanted = sha256_hex(canonical_json(model))
+    try:
+        existing = target.get_entry(scope.tenant, scope.environment, model.artifact_id, model.version)
+        if existing is not None and existing.content_hash == wanted:
+            return CopyOutcome(kind, scope, key, "skipped")
+        if existing is None:
+            target.put(model, create_only=True)
+        else:
+            target.put(model, if_match=existing.etag)
+        check = target.get_entry(scope.tenant, scope.environment, model.artifact_id, model.version)
+    except StoreError as exc:
+        return CopyOutcome(kind, scope, key, "failed", _one_line(exc))
+    if check is None or check.content_hash != wanted:
+        return CopyOutcome(kind, scope, key, "failed", "content hash differs after writing")
+    return CopyOutcome(kind, scope, key, "copied")
+
+
+def _result_payloads(source: JobRunStore, target: JobRunStore) -> bool:
+    # Guarded so that stores without the claim-check API still copy records (with references).
+    return hasattr(source, "get_result") and hasattr(target, "put_result")
+
+
+def _run_identity(run: JobRun, *, normalise_result: bool) -> str:
+    """Content hash of a run for "already copied?": with payloads copied, the result reference
+    differs between backends only by where the payload lives, so compare what it holds.
+    """
+    if not normalise_result or run.result is None:
+        return sha256_hex(canonical_json(run))
+    doc: dict[str, Any] = json.loads(canonical_json(run))
+    ref = run.result
+    doc["result"] = {
+        "sha256": ref.sha256,
+        "size_bytes": ref.size_bytes,
+        "content_type": ref.content_type,
+        "result_type": ref.result_type,
+    }
+    return sha256_hex(canonical_json(doc))
+
+
+def _copy_run(source: JobRunStore, target: JobRunStore, scope: Scope, run: JobRun) -> CopyOutcome:
+    t, e, job_id = scope.tenant, scope.environment, run.job_id
+    with_payload = run.result is not None and _result_payloads(source, target)
+    try:
+        existing = target.get_entry(t, e, job_id)
+        if existing is not None and _run_identity(existing.artifact, normalise_result=with_payload) == (
+            _run_identity(run, normalise_result=with_payload)
+        ):
+            return CopyOutcome(JOB_RUNS, scope, job_id, "skipped")
+        data: bytes | None = None
+        warning: str | None = None
+        if with_payload:
+            try:
+                data = source.get_result(t, e, job_id)
+            except NotFoundError as exc:
+                # A reference to a payload the source cannot read (another results location, or
+                # already gone): copy the record with the reference as it is, and say so.
+                warning = f"result payload not copied ({_one_line(exc)}); the record keeps its reference"
+        record = run
+        if data is not None:
+            # The target's own current result (if any) stays referenced until put_result replaces
+            # it, so put_result can clean up the payload it replaces.
+            kept = existing.artifact.result if existing is not None else None
+            doc: dict[str, Any] = json.loads(canonical_json(run))
+            doc.pop("result", None)
+            if kept is not None:
+                doc["result"] = kept
+            record = JobRun.model_validate(doc)
+        if existing is None:
+            target.put(record, create_only=True)
+        else:
+            target.put(record, if_match=existing.etag)
+        if data is not None:
+            assert run.result is not None
+            target.put_result(
+                t, e, job_id, data, content_type=run.result.content_type, result_type=run.result.result_type
+            )
+            if sha256_hex(target.get_result(t, e, job_id)) != run.result.sha256:
+                return CopyOutcome(
+                    JOB_RUNS, scope, job_id, "failed", "result payload hash differs after writing"
+                )
+        check = target.get_entry(t, e, job_id)
+    except StoreError as exc:
+        return CopyOutcome(JOB_RUNS, scope, job_id, "failed", _one_line(exc))
+    normalise = data is not None
+    if check is None or _run_identity(check.artifact, normalise_result=normalise) != _run_identity(
+        run, normalise_result=normalise
+    ):
+        return CopyOutcome(JOB_RUNS, scope, job_id, "failed", "content hash differs after writing")
+    return CopyOutcome(JOB_RUNS, scope, job_id, "copied", warning)
+
+
+# -- retention --------------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` or combinations (``1d12h``); must be positive."""
+    cleaned = text.strip().lower()
+    parts = _DURATION_PART.findall(cleaned)
+    if not parts or _DURATION_PART.sub("", cleaned).strip():
+        raise InvalidArtifactError(
+            f"invalid duration {text!r}: use a number and a unit, e.g. 365d, 12h, 90m (units: w d h m s)",
+            field="older_than",
+        )
+    total = timedelta()
+    for number, unit in parts:
+        total += timedelta(**{_UNITS[unit]: int(number)})
+    if total <= timedelta(0):
+        raise InvalidArtifactError(f"duration {text!r} must be positive", field="older_than")
+    return total
+
+
+@dataclass(frozen=True)
+class PurgeOutcome:
+    """One job run older than the cutoff: deleted, or (dry run) would be deleted."""
+
+    scope: Scope
+    job_id: str
+    run_time: datetime | None
+    had_result: bool
+    deleted: bool
+
+    def __str__(self) -> str:
+        when = format_timestamp(self.run_time) if self.run_time else "no run time"
+        verb = "deleted" if self.deleted else "would delete"
+        extra = " (with its result)" if self.had_result else ""
+        return f"{verb} job run {self.scope}/{self.job_id} ({when}){extra}"
+
+
+def purge_runs(
+    store: JobRunStore, scope: Scope, cutoff: datetime, *, dry_run: bool = False
+) -> Iterator[PurgeOutcome]:
+    """Delete the runs of ``scope`` whose run time is before ``cutoff`` (the store's ``until``
+    filter), page by page; yield each. Record first, then its result payload
+    (``delete_with_result`` where the store has it), so no record ever points at a deleted
+    payload; a crash in between leaves at most an orphan payload for ``gc_payloads``.
+    """
+    cursor: str | None = None
+    delete_with_result = getattr(store, "delete_with_result", None)
+    while True:
+        page = store.list(scope.tenant, scope.environment, until=cutoff, limit=500, cursor=cursor)
+        for run in page.items:
+            deleted = False
+            if not dry_run:
+                if callable(delete_with_result):
+                    deleted = bool(delete_with_result(scope.tenant, scope.environment, run.job_id))
+                else:
+                    deleted = store.delete(scope.tenant, scope.environment, run.job_id)
+                if not deleted:
+                    continue  # removed by someone else meanwhile
+            yield PurgeOutcome(scope, run.job_id, run.sort_time, run.result is not None, deleted)
+        # Keyset cursors stay valid after deleting the rows already passed.
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    from dq_stores.secrets import redact
+
+    return redact(text)
