@@ -230,4 +230,6 @@ def open_payload_store(url: str, **options: Any) -> PayloadStore:
         blob = importlib.import_module("dq_stores.blob")  # lazy: the Azure SDK is an extra
         store: PayloadStore = blob.open_blob_payload_store(url, **options)
         return store
-    raise InvalidArtifactError(f"unsupported results URL scheme {parts.scheme!r}", field="results_url")
+    raise InvalidArtifactError(
+        f"unsupported results_url scheme {parts.scheme!r} (use file:// or azure-blob://)", field="results_url"
+    )

@@ -1,0 +1,284 @@
+"""Filesystem primitives of the filesystem backend: root-confined paths, atomic file writes,
+directory fsync, and the ``flock`` scope lock with its crash marker.
+
+POSIX only (``fcntl``). Nothing here knows about artifacts, JSON or indexes; the store logic is in
+``dq_stores.filesystem``. Functions raise plain ``OSError`` (with the *target* path as
+``filename``) and leave the translation into ``dq_stores.errors`` to the caller, which knows the
+store root the message must be relative to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from types import TracebackType
+
+from dq_stores.errors import BackendUnavailableError, ScopeViolationError
+
+__all__ = [
+    "CLEAN",
+    "DIRTY",
+    "TEMP_SUFFIX",
+    "TRASH_SUFFIX",
+    "SafeRoot",
+    "ScopeLock",
+    "atomic_write",
+    "fsync_dir",
+    "is_garbage",
+    "make_dirs",
+    "read_file",
+    "remove_path",
+    "trash_name",
+]
+
+TEMP_SUFFIX = ".tmp"
+"""Suffix of hidden temp files (``.<name>.<random>.tmp``); only ever created under the lock."""
+TRASH_SUFFIX = ".deleted"
+"""Suffix of hidden renamed-away files and folders of a delete in progress."""
+
+DIRTY = b"1"
+"""First byte of a lock file while a writer is inside its critical section."""
+CLEAN = b"0"
+
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class SafeRoot:
+    """The store root, and the only way paths below it are built.
+
+    Segments must be single, non-empty path components (no separator, no NUL, not ``.``/``..``)
+    and the result must stay under the root, lexically and with symlinks resolved. Callers pass
+    only validated ids, so a failure here is a bug or a planted link, reported as
+    ``ScopeViolationError`` rather than an ``assert`` that ``python -O`` would strip.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.path = os.path.realpath(os.path.abspath(os.fspath(root)))
+
+    def join(self, *segments: str) -> str:
+        for segment in segments:
+            if (
+                not segment
+                or segment in {".", ".."}
+                or "/" in segment
+                or "\x00" in segment
+                or (os.altsep is not None and os.altsep in segment)
+            ):
+                raise ScopeViolationError(f"refusing path segment {segment[:40]!r} below the store root")
+        path = os.path.normpath(os.path.join(self.path, *segments))
+        # Lexically inside, and still inside once symlinks below the root are resolved: a link
+        # planted in the tree cannot send a tenant's reads or writes elsewhere.
+        if not (self._inside(path) and self._inside(os.path.realpath(path))):
+            raise ScopeViolationError("refusing a path outside the store root")
+        return path
+
+    def _inside(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
+
+    def rel(self, path: str | os.PathLike[str] | bytes) -> str:
+        """``path`` relative to the root, for messages (never the absolute location)."""
+        text = os.fsdecode(path)
+        if not os.path.isabs(text):
+            return text
+        try:
+            inside = os.path.commonpath([self.path, text]) == self.path
+        except ValueError:
+            inside = False
+        return os.path.relpath(text, self.path) if inside else os.path.basename(text)
+
+
+def fsync_dir(path: str) -> None:
+    """Make renames and creations in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: str) -> None:
+    """``mkdir -p path`` and fsync every parent that gained an entry."""
+    if os.path.isdir(path):
+        return
+    missing: list[str] = []
+    current = path
+    while not os.path.isdir(current) and current != os.path.dirname(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+        fsync_dir(os.path.dirname(folder))
+
+
+def read_file(path: str) -> tuple[bytes, int] | None:
+    """The bytes and mtime (ns) of ``path``, or ``None`` if it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        mtime = os.fstat(fd).st_mtime_ns
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks), mtime
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that readers and crashes see the old or the new bytes.
+
+    Temp file in the same folder, write, set the mtime (the backend's revision stamp), fsync,
+    ``os.replace``, fsync the folder. On failure the temp file is removed and the ``OSError`` names
+    ``path`` (not the temp file).
+    """
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if mtime_ns is not None:
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise OSError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, path) from exc
+    except BaseException:
+        _discard(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(folder)
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def trash_name(name: str) -> str:
+    """Hidden sibling name a file or folder is renamed to when it is deleted."""
+    return f".{name}.{secrets.token_hex(6)}{TRASH_SUFFIX}"
+
+
+def is_garbage(name: str) -> bool:
+    """Leftovers of an interrupted write (temp file) or delete (renamed-away entry)."""
+    return name.startswith(".") and (name.endswith(TEMP_SUFFIX) or name.endswith(TRASH_SUFFIX))
+
+
+def remove_path(path: str) -> None:
+    """Remove a file or a folder tree; missing is fine."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class ScopeLock:
+    """``flock`` on ``<folder>/.lock``: exclusive for writers, shared for readers.
+
+    The lock is held per open file description, so each acquisition opens the file anew: threads
+    of one process exclude each other exactly like processes do, and the kernel releases the lock
+    of a killed process. The file's first byte is the crash marker: a writer sets it to ``1`` before
+    its first change and back to ``0`` after its last (one byte in place: no size change, cheap),
+    so whoever takes the lock next and finds ``1`` knows a writer died mid-way and repairs the
+    folder.
+
+    On a read-only folder the lock degrades to no lock (``writable`` False): nobody can write
+    there, so there is nothing to exclude.
+    """
+
+    def __init__(self, path: str, *, exclusive: bool, timeout: float) -> None:
+        self.path = path
+        self.exclusive = exclusive
+        self.timeout = timeout
+        self.writable = True
+        self._fd: int | None = None
+
+    def __enter__(self) -> ScopeLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY_ERRNOS:
+                raise
+            self.writable = False
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self
+        try:
+            self._acquire(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def _acquire(self, fd: int) -> None:
+        op = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        # Contended: poll with a short backoff so a stopped (not dead) holder cannot hang callers
+        # forever; the kernel frees a dead holder's lock at once.
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, op | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BackendUnavailableError(
+                        f"filesystem store: timed out after {self.timeout:g}s waiting for the lock "
+                        f"{os.path.basename(os.path.dirname(self.path))}/{os.path.basename(self.path)}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+    @property
+    def dirty(self) -> bool:
+        """A writer died inside its critical section (see the class docstring)."""
+        return self._fd is not None and os.pread(self._fd, 1, 0) == DIRTY
+
+    def begin(self) -> None:
+        """Mark the folder as being changed; durable before the first change is made."""
+        if self._fd is None or not self.exclusive or not self.writable:
+            raise OSError(errno.EACCES, "the lock file is not writable", self.path)
+        os.pwrite(self._fd, DIRTY, 0)
+        os.fdatasync(self._fd)
+
+    def end(self) -> None:
+        """Clear the mark. Not synced: a lost clear costs one needless repair, nothing more."""
+        if self._fd is not None and self.writable:
+            os.pwrite(self._fd, CLEAN, 0)
