@@ -1469,6 +1469,7 @@ def open_filesystem_stores(
     *,
     results_url: str | None = None,
     offload_threshold: int | None = None,
+    results_options: dict[str, Any] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     **options: Any,
 ) -> Stores:
@@ -1489,7 +1490,7 @@ def open_filesystem_stores(
     if os.path.exists(root) and not os.path.isdir(root):
         raise InvalidArtifactError(f"the store root {root!r} is not a folder", field="url")
     payloads = (
-        open_payload_store(results_url)
+        open_payload_store(results_url, **(results_options or {}))
         if results_url is not None
         else FilePayloadStore(os.path.join(root, ".results"))
     )

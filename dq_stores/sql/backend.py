@@ -736,6 +736,7 @@ def open_sql_stores(
     schema: str | None = None,
     results_url: str | None = None,
     offload_threshold: int | None = None,
+    results_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> Stores:
     """The four SQL stores on one shared engine (``memory://``, ``sqlite:///``, ``postgresql...``).
@@ -755,7 +756,7 @@ def open_sql_stores(
         from pathlib import Path
 
         results_url = (Path(str(db.engine.url.database)).expanduser().resolve().parent / "results").as_uri()
-    payloads = open_payload_store(results_url) if results_url is not None else None
+    payloads = open_payload_store(results_url, **(results_options or {})) if results_url is not None else None
     stores = Stores(
         contracts=SqlContractStore(db),
         job_definitions=SqlJobDefinitionStore(db),
