@@ -42,6 +42,7 @@ format: venv
 	$(BIN)/ruff check --fix dq_stores dq_dagster tests bench
 
 bench: venv
+	@test -f bench/__main__.py || { echo "make bench: benchmarks are not written yet (see bench/README.md)"; exit 1; }
 	$(BIN)/python -m bench
 
 clean:
