@@ -45,5 +45,13 @@ bench: venv
 	@test -f bench/__main__.py || { echo "make bench: benchmarks are not written yet (see bench/README.md)"; exit 1; }
 	$(BIN)/python -m bench
 
+# The 60-second Postgres load test (make test runs it for 10 seconds).
+soak: venv
+	DQ_SOAK_SECONDS=60 $(BIN)/python -m pytest -m "reliability and slow" -k soak $(PYTEST_ARGS)
+
+# The Dagster UI on the demo code location.
+ui: venv
+	$(BIN)/dagster dev -w workspace.yaml
+
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .dq

@@ -16,6 +16,7 @@ from dq_stores.errors import PayloadIntegrityError, SchemaVersionError
 from dq_stores.models import JobRun, ValidationReport
 from dq_stores.postgres import PostgresJobRunStore
 from dq_stores.registry import open_stores
+from dq_stores.scope import Scope
 from dq_stores.sql import migrate
 from dq_stores.sql.engine import create_sql_engine
 from dq_stores.sql.schema import metadata
@@ -150,12 +151,7 @@ def test_small_results_inline_large_ones_offloaded_and_verified(tmp_path: Path) 
         assert ref.uri.startswith((tmp_path / "results").as_uri())
         assert runs.get_result("t", "e", "j") == big
         # The inline row of the replaced result is gone, and nothing is orphaned.
-        assert (
-            runs._get_inline(
-                runs.get("t", "e", "j") and __import__("dq_stores.scope").scope.Scope("t", "e"), "j"
-            )
-            is None
-        )  # type: ignore[union-attr]
+        assert runs._get_inline(Scope("t", "e"), "j") is None
         assert runs.gc_payloads(older_than=dt.timedelta(0)) == []
 
         Path(ref.uri.removeprefix("file://")).write_bytes(b"X" * len(big))
