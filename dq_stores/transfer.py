@@ -38,7 +38,7 @@ from dq_stores.base import JobRunStore, VersionedStore
 from dq_stores.canonical import canonical_json, format_timestamp, sha256_hex
 from dq_stores.errors import InvalidArtifactError, NotFoundError, StoreError
 from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, JOB_RUNS, KINDS, Kind
-from dq_stores.models import JobRun, JobRunStatus
+from dq_stores.models import JobRun, JobRunStatus, ResultRef
 from dq_stores.models.common import CanonicalModel
 from dq_stores.models.job_runs import check_transition
 from dq_stores.registry import Stores
@@ -158,6 +158,7 @@ def find_artifact_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 for p in path.rglob("*")
                 if p.is_file()
                 and p.suffix.lower() in ARTIFACT_SUFFIXES
+                and not is_exported_result(p)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             ]
             found.extend(sorted(matches))
@@ -343,7 +344,10 @@ def plan_import(
             )
         if entry is None:
             actions.append(ImportAction(item, "create"))
-        elif entry.content_hash == item.content_hash:
+        elif entry.content_hash == item.content_hash or (
+            _exported_result_file(item) is not None
+            and sha256_hex(canonical_json(portable_run(entry.artifact))) == item.content_hash
+        ):
             actions.append(ImportAction(item, "unchanged", entry.etag))
         else:
             if item.kind is JOB_RUNS:
@@ -371,11 +375,15 @@ def apply_import(stores: Stores, actions: Iterable[ImportAction]) -> Iterator[Im
         if act.action != "unchanged":
             item = act.artifact
             store: Any = stores.job_runs if item.kind is JOB_RUNS else _versioned(stores, item.kind)
+            payload = _exported_result_file(item)
+            model = item.model.model_copy(update={"result": None}) if payload is not None else item.model
             try:
                 if act.action == "create":
-                    store.put(item.model, create_only=True)
+                    store.put(model, create_only=True)
                 else:
-                    store.put(item.model, if_match=act.etag)
+                    store.put(model, if_match=act.etag)
+                if payload is not None:
+                    _import_result(stores, item, payload)
             except StoreError as exc:
                 raise ImportWriteError(
                     f"writing {item.describe()} from {item.where} failed after {written} write(s): {exc}",
@@ -383,6 +391,40 @@ def apply_import(stores: Stores, actions: Iterable[ImportAction]) -> Iterator[Im
                 ) from exc
             written += 1
         yield act
+
+
+def _exported_result_file(item: LoadedArtifact) -> Path | None:
+    """The payload file an exported run record points to (a bare file name beside it), if any."""
+    if item.kind is not JOB_RUNS:
+        return None
+    ref: ResultRef | None = item.model.result
+    if ref is None or ref.uri is None or "/" in ref.uri or ":" in ref.uri:
+        return None
+    return Path(item.file).parent / ref.uri
+
+
+def _import_result(stores: Stores, item: LoadedArtifact, payload: Path) -> None:
+    ref = item.model.result
+    try:
+        handle = payload.open("rb")
+    except OSError as exc:
+        raise InvalidArtifactError(
+            f"result payload {payload} of {item.describe()} is missing", field="result.uri"
+        ) from exc
+    with handle:
+        stored = stores.job_runs.put_result(
+            item.scope.tenant,
+            item.scope.environment,
+            item.model.job_id,
+            handle if ref.size_bytes > stores.job_runs.offload_threshold else handle.read(),
+            content_type=ref.content_type,
+            result_type=ref.result_type,
+        )
+    if stored.sha256 != ref.sha256 or stored.size_bytes != ref.size_bytes:
+        stores.job_runs.delete_result(item.scope.tenant, item.scope.environment, item.model.job_id)
+        raise InvalidArtifactError(
+            f"result payload {payload} does not match the sha256/size its record holds", field="result.sha256"
+        )
 
 
 # -- scopes -----------------------------------------------------------------------------------------
@@ -461,10 +503,50 @@ def _write_atomic(path: Path, data: bytes) -> bool:
     return True
 
 
+_RESULT_SUFFIXES = {
+    "application/json": "json",
+    "application/vnd.apache.parquet": "parquet",
+    "text/csv": "csv",
+}
+
+
+def portable_run(run: JobRun) -> JobRun:
+    """The run as an export holds it: its result reference names the payload file beside the
+    record (``<job_id>.result.<ext>``), not where one backend keeps it, so exports of equal stores
+    are byte-identical whatever the backend.
+    """
+    ref = run.result
+    if ref is None:
+        return run
+    suffix = _RESULT_SUFFIXES.get(ref.content_type, "bin")
+    portable = ref.model_copy(update={"location": "external", "uri": f"{run.job_id}.result.{suffix}"})
+    return run.model_copy(update={"result": portable})
+
+
+def is_exported_result(path: Path) -> bool:
+    """Payload files written by ``export_scope`` (skipped when importing documents)."""
+    return ".result." in path.name and path.parent.name == JOB_RUNS.name
+
+
+def _write_stream_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def export_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
     """Write every artifact (each id and version, current revision) and every job run of ``scope``
-    under ``out_dir``; yield each file's path. Bytes are the canonical JSON, so two exports of
-    equal stores are byte-identical. Result payloads are not exported (only their references).
+    under ``out_dir``, with each run's result payload beside it (streamed and hash-verified), and
+    yield each file's path. Bytes are the canonical JSON and the result references are
+    backend-independent (``portable_run``), so two exports of equal stores are byte-identical,
+    whichever backends hold them. A payload the store cannot read keeps its original reference.
     """
     for kind in VERSIONED_KINDS:
         for model in _versioned(stores, kind).iter_all(scope.tenant, scope.environment):
@@ -473,7 +555,20 @@ def export_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
             yield path
     for run in stores.job_runs.list_by_tenant(scope.tenant, scope.environment):
         path = export_path(out_dir, JOB_RUNS, run)
-        _write_atomic(path, canonical_json(run))
+        record = run
+        if run.result is not None:
+            record = portable_run(run)
+            assert record.result is not None
+            payload = path.parent / str(record.result.uri)
+            try:
+                _write_stream_atomic(
+                    payload, stores.job_runs.iter_result(scope.tenant, scope.environment, run.job_id)
+                )
+            except NotFoundError:
+                record = run
+            else:
+                yield payload
+        _write_atomic(path, canonical_json(record))
         yield path
 
 

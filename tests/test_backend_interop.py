@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from dq_stores import canonical_json, open_stores
+from dq_stores import open_stores
 from dq_stores.errors import PayloadIntegrityError
 from dq_stores.scope import Scope
 from dq_stores.testing.builders import make_action_profile, make_contract, make_job_definition, make_run
@@ -27,19 +26,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _export(stores, out: Path) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
-    """The export, with each run's result reference reduced to what it names (sha256, size, type):
-    ``location``/``uri`` say where *this* backend keeps the payload, so they differ by design.
-    The payload bytes themselves are compared through ``get_result`` below."""
+    """The export tree: canonical records plus each run's result payload beside it."""
     list(export_scope(stores, Scope(T, E), out))
-    tree = _tree(out)
-    for name, data in tree.items():
-        if "/job_runs/" in name:
-            doc = json.loads(data)
-            if "result" in doc:
-                doc["result"].pop("location")
-                doc["result"].pop("uri", None)
-            tree[name] = canonical_json(doc)
-    return tree
+    return _tree(out)
 
 
 @pytest.mark.postgres
@@ -79,7 +68,30 @@ def test_postgres_to_blob_to_filesystem_and_back_exports_identically(
                     list(copy_scope(fs, back, scope))
                     assert _export(back, tmp_path / "export-back") == original
                     assert back.job_runs.get_result(T, E, "run-1") == b"y" * 300_000
-    assert len(original) == 3 + 1 + 1 + 5
+    # 3 contract versions, 1 job definition, 1 action profile, 5 runs, 2 result payloads.
+    assert len(original) == 3 + 1 + 1 + 5 + 2
+    assert original["TNT-001/prod/job_runs/run-1.result.csv"] == b"y" * 300_000
+
+
+def test_export_with_results_reimports_identically(tmp_path: Path) -> None:
+    with open_stores(f"sqlite:///{tmp_path}/a.db", offload_threshold=1000) as a:
+        a.contracts.put(make_contract(T, E, "billing"))
+        for i, payload in enumerate((b'{"small":true}', b"z" * 5000)):
+            a.job_runs.put(make_run(T, E, f"run-{i}"))
+            a.job_runs.put_result(T, E, f"run-{i}", payload, content_type="application/json")
+        first = _export(a, tmp_path / "one")
+    from dq_stores.transfer import apply_import, load_artifacts, plan_import
+
+    with open_stores(f"sqlite:///{tmp_path}/b.db", offload_threshold=1000) as b:
+        loaded, problems = load_artifacts([tmp_path / "one"])
+        assert problems == []
+        actions, problems = plan_import(b, loaded)
+        assert problems == []
+        list(apply_import(b, actions))
+        assert b.job_runs.get_result(T, E, "run-1") == b"z" * 5000
+        assert _export(b, tmp_path / "two") == first
+        again, _ = plan_import(b, load_artifacts([tmp_path / "one"])[0])
+        assert {a.action for a in again} == {"unchanged"}
 
 
 @pytest.mark.azurite
