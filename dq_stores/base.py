@@ -418,14 +418,22 @@ class VersionedStore(Store[V], Generic[V]):
         return Page([self._decode_in_scope(scope, d) for d in docs], next_cursor)
 
     def iter_all(self, tenant: str, environment: str, **filters: Any) -> Iterator[V]:
-        """Every artifact matching ``filters``, following cursors page by page."""
-        cursor: str | None = None
-        while True:
-            page = self.list(tenant, environment, limit=MAX_PAGE_SIZE // 2, cursor=cursor, **filters)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        """Every artifact matching ``filters``, following cursors page by page. Bad scopes or
+        filters are refused here, at the call, not when iteration starts.
+        """
+        first = self.list(tenant, environment, limit=MAX_PAGE_SIZE // 2, **filters)
+
+        def pages() -> Iterator[V]:
+            page = first
+            while True:
+                yield from page.items
+                if page.next_cursor is None:
+                    return
+                page = self.list(
+                    tenant, environment, limit=MAX_PAGE_SIZE // 2, cursor=page.next_cursor, **filters
+                )
+
+        return pages()
 
     def versions(self, tenant: str, environment: str, artifact_id: str) -> builtins.list[str]:
         """Every stored version of ``artifact_id``, highest first."""
@@ -670,17 +678,23 @@ class JobRunStore(Store[JobRun]):
         validate_id(tenant, "tenant")
         if environment is not None:
             validate_id(environment, "environment")
-        after: builtins.list[Any] | None = None
-        while True:
-            docs, next_cursor = self._list_runs(tenant, environment, 500, after, RunFilters())
-            for doc in docs:
-                run = self._decode(doc)
-                if run.tenant_id != tenant or (environment is not None and run.environment != environment):
-                    raise ScopeViolationError(f"stored job run does not belong to tenant {tenant}")
-                yield run
-            if next_cursor is None:
-                return
-            after = decode_run_cursor(next_cursor)
+
+        def runs() -> Iterator[JobRun]:
+            after: builtins.list[Any] | None = None
+            while True:
+                docs, next_cursor = self._list_runs(tenant, environment, 500, after, RunFilters())
+                for doc in docs:
+                    run = self._decode(doc)
+                    if run.tenant_id != tenant or (
+                        environment is not None and run.environment != environment
+                    ):
+                        raise ScopeViolationError(f"stored job run does not belong to tenant {tenant}")
+                    yield run
+                if next_cursor is None:
+                    return
+                after = decode_run_cursor(next_cursor)
+
+        return runs()
 
     def delete(
         self,
