@@ -191,7 +191,9 @@ def sortable_time(value: datetime) -> str:
     """Fixed-width UTC text of a timestamp (always microseconds): sorts like the datetime."""
     from dq_stores.models.common import _to_utc
 
-    return _to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = _to_utc(value)
+    # Not strftime: glibc does not zero-pad years before 1000, which would break the ordering.
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
 
 
 def parse_sortable_time(value: Any) -> datetime:
