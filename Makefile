@@ -26,8 +26,13 @@ lock:
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 	npm install --package-lock-only --no-audit --no-fund
 
+# make demo and make ui share one Dagster instance and one DQ store (.dagster/dq/dq.db), so the
+# runs the demo materializes show up in the UI.
+DAGSTER_HOME_DIR := $(CURDIR)/.dagster
+
 demo: venv
-	$(BIN)/python -m dq_stores.demo
+	mkdir -p $(DAGSTER_HOME_DIR)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/python -m dq_dagster.demo
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -51,7 +56,8 @@ soak: venv
 
 # The Dagster UI on the demo code location.
 ui: venv
-	$(BIN)/dagster dev -w workspace.yaml
+	mkdir -p $(DAGSTER_HOME_DIR)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .dq

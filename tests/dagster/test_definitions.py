@@ -1,0 +1,435 @@
+"""The demo code location (``dq_dagster.definitions``) and its bundled example artifacts.
+
+The whole graph is materialised for every tenant partition on SQLite + a results folder and on
+Postgres + Azurite; the stored validation report must count exactly the defects the generator
+injected, rule by rule, and the asset checks must come out as the data says. Also: the artifacts
+load with the real ``dq-stores import``, the schedule asks for runs only where a stored job
+definition says so, and a missing contract fails fast instead of being retried.
+"""
+
+# No ``from __future__ import annotations``: Dagster reads asset parameter annotations at runtime.
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetCheckSeverity,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    EnvVar,
+    FloatMetadataValue,
+    TableSchemaMetadataValue,
+    TextMetadataValue,
+    build_schedule_context,
+    materialize,
+)
+
+from dq_dagster.definitions import (
+    ARTIFACTS_DIR,
+    DQ_IO_MANAGER,
+    ENVIRONMENT,
+    TENANTS,
+    RawBillingConfig,
+    billing_assets,
+    billing_cleansing,
+    billing_daily_profiling,
+    build_definitions,
+    build_resources,
+    defs,
+    example_artifacts,
+    raw_billing,
+    stores_from_env,
+)
+from dq_dagster.engine import compile_rules
+from dq_dagster.examples.generator import DefectCounts, billing_contract, generate_billing
+from dq_dagster.resources import DQStoresResource
+from dq_dagster.scoped import ScopedJobRunStore
+from dq_dagster.writer import JobRunWriter
+from dq_stores.models import (
+    ActionProfile,
+    CleansingReport,
+    DataContract,
+    JobDefinition,
+    JobDefinitionStatus,
+    JobRun,
+    ProfilingSnapshot,
+    ValidationReport,
+)
+from dq_stores.scope import Scope
+from dq_stores.transfer import apply_import, load_artifacts, plan_import
+
+pytestmark = pytest.mark.dagster
+
+DQ_ASSETS = ("billing_cleansed", "billing_cleansing_report", "billing_profile", "billing_validation")
+
+
+def seed(stores: DQStoresResource) -> None:
+    artifacts, problems = load_artifacts([ARTIFACTS_DIR])
+    assert problems == []
+    with stores.open() as opened:
+        actions, problems = plan_import(opened, artifacts)
+        assert problems == []
+        list(apply_import(opened, actions))
+
+
+def expected_failures(defects: DefectCounts) -> dict[str, int]:
+    """Failed count per rule of the bundled contract: billing_contract() plus the soft rule."""
+    return {**defects.expected_failures(), "status_recorded": defects.null_statuses}
+
+
+# -- the code location's shape -------------------------------------------------------------------
+
+
+def test_definitions_load_with_checks_schema_retries_and_schedule() -> None:
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_billing", *DQ_ASSETS}
+    assert graph.get(AssetKey("billing_profile")).parent_keys == {AssetKey("billing_cleansed")}
+    assert graph.get(AssetKey("billing_validation")).parent_keys == {AssetKey("raw_billing")}
+    assert set(TENANTS) == {"TNT-001", "TNT-002"}
+    partitions = graph.get(AssetKey("billing_validation")).partitions_def
+    assert partitions is not None and partitions.get_partition_keys() == list(TENANTS)
+
+    contract = next(a.model for a in example_artifacts() if isinstance(a.model, DataContract))
+    rules = compile_rules(contract, "billing").rules
+    checks = {k.name: k for k in billing_cleansing.check_keys}
+    assert len(checks) == len(rules)
+    assert {k.asset_key for k in checks.values()} == {AssetKey("billing_cleansed")}
+    specs = {s.name: s for s in billing_cleansing.check_specs}
+    assert specs["primary_key__unique"].blocking and not specs["status_recorded"].blocking
+
+    for asset in billing_assets[1:]:
+        assert asset.op.retry_policy is not None and asset.op.retry_policy.max_retries >= 1
+        for key in asset.keys:
+            assert asset.get_io_manager_key_for_asset_key(key) == DQ_IO_MANAGER
+    schema = billing_cleansing.specs_by_key[AssetKey("billing_cleansed")].metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == [c.column_id for c in contract.datasets[0].columns]
+    assert raw_billing.specs_by_key[AssetKey("raw_billing")].metadata["dagster/column_schema"] == schema
+
+    profiling = next(
+        a.model
+        for a in example_artifacts()
+        if isinstance(a.model, JobDefinition) and a.model.job_types == ["profiling"]
+    )
+    assert billing_daily_profiling.cron_schedule == profiling.trigger.cron  # type: ignore[union-attr]
+    assert billing_daily_profiling.execution_timezone == profiling.trigger.timezone  # type: ignore[union-attr]
+    job = defs.resolve_job_def("billing_profiling")
+    assert job.asset_layer.executable_asset_keys == {AssetKey("billing_profile")}
+
+
+def test_store_location_comes_from_env_vars_by_name_only() -> None:
+    secret = "postgresql+psycopg://dq:s3cret@db.internal/dq"
+    stores = stores_from_env({"DQ_STORES_URL": secret, "DQ_STORES_RESULTS_URL": "file:///srv/dq"})
+    assert isinstance(stores.url, EnvVar) and stores.url.env_var_name == "DQ_STORES_URL"
+    assert isinstance(stores.results_url, EnvVar) and stores.schema_ is None
+    assert "s3cret" not in repr(stores)
+    default = stores_from_env({})
+    assert default.url is None and default.results_url is None
+    resources = build_resources(default)
+    assert resources["dq_stores"] is default and resources[DQ_IO_MANAGER].stores is default
+    assert resources["contracts"].allowed_tenants == list(TENANTS)
+
+
+# -- the bundled artifacts ---------------------------------------------------------------------------
+
+
+def test_bundled_artifacts_match_the_generator_contract() -> None:
+    models = [a.model for a in example_artifacts()]
+    assert {(m.tenant_id, m.environment) for m in models} == {(t, ENVIRONMENT) for t in TENANTS}
+    base = [r.rule_id for r in compile_rules(billing_contract(), "billing").rules]
+    for tenant in TENANTS:
+        mine = [m for m in models if m.tenant_id == tenant]
+        contract = next(m for m in mine if isinstance(m, DataContract))
+        rules = compile_rules(contract, "billing").rules
+        assert [r.rule_id for r in rules] == [*base, "status_recorded"]
+        assert [r.severity for r in rules if r.rule_id == "status_recorded"] == ["soft"]
+        definitions = {m.job_definition_id: m for m in mine if isinstance(m, JobDefinition)}
+        assert definitions["billing-daily-checks"].trigger.trigger_type == "EXTERNAL_EVENT"
+        assert definitions["billing-daily-profiling"].trigger.trigger_type == "SCHEDULED"
+        profiles = {m.action_profile_id: m for m in mine if isinstance(m, ActionProfile)}
+        referenced = {
+            ref.action_profile_id
+            for d in definitions.values()
+            for ref in (d.on_success, d.on_failure, d.on_anomaly)
+            if ref is not None
+        }
+        assert referenced <= set(profiles)
+        webhook = next(a for a in profiles["alerts-anomaly-v1"].actions if a.action_type == "CALL_WEBHOOK")
+        # A webhook URL can be a secret: the artifact names the variable, never the URL.
+        assert webhook.parameters == {"url_env": "DQ_WEBHOOK_URL", "method": "POST", "timeout_seconds": 10}
+
+
+def test_bundled_artifacts_load_with_the_dq_stores_cli(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("dq-stores")
+    url = f"sqlite:///{tmp_path}/cli/dq.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_STORES_")}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [str(cli), "--url", url, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "12 created, 0 updated, 0 unchanged" in run("import", str(ARTIFACTS_DIR))
+    assert "0 created, 0 updated, 12 unchanged" in run("import", str(ARTIFACTS_DIR))
+    # Read back through the store API (each CLI process costs a second of start-up).
+    with DQStoresResource(url=url).open() as stores:
+        for tenant in TENANTS:
+            contract = stores.contracts.get_latest_for_dataset(tenant, ENVIRONMENT, "billing")
+            assert contract is not None and contract.version == "2.1.0"
+            scheduled = stores.job_definitions.list(tenant, ENVIRONMENT, trigger_type="SCHEDULED").items
+            assert [d.job_definition_id for d in scheduled] == ["billing-daily-profiling"]
+            webhooks = list(stores.action_profiles.list_by_type(tenant, ENVIRONMENT, "CALL_WEBHOOK"))
+            assert [p.action_profile_id for p in webhooks] == ["alerts-anomaly-v1"]
+
+
+# -- the whole graph ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    stores: DQStoresResource
+    uri_part: str
+    """What the URI of a result in the results location contains."""
+    blob_names: Any = None
+
+
+@pytest.fixture(
+    params=[
+        "sqlite+files",
+        pytest.param("postgres+azurite", marks=[pytest.mark.postgres, pytest.mark.azurite]),
+    ]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite+files":
+        yield Backend(
+            DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db", results_url=f"file://{tmp_path}/results"),
+            f"file://{tmp_path.resolve()}/results/",
+        )
+        return
+    container = request.getfixturevalue("blob_container")
+    stores = DQStoresResource(
+        url=request.getfixturevalue("pg_url"),
+        schema=request.getfixturevalue("pg_schema"),
+        results_url=container.url("results"),
+        results_connection_string=container.connection_string,
+    )
+    yield Backend(stores, f"/{container.name}/results/", lambda: container.blob_names("results"))
+
+
+def by_asset(runs: list[JobRun]) -> dict[str, JobRun]:
+    found: dict[str, JobRun] = {}
+    for run in runs:
+        assert run.orchestrator is not None and run.orchestrator.asset_key is not None
+        assert run.orchestrator.asset_key not in found, "one job run per asset and run"
+        found[run.orchestrator.asset_key] = run
+    return found
+
+
+def test_whole_graph_for_every_tenant(backend: Backend) -> None:
+    seed(backend.stores)
+    config = RawBillingConfig()
+    resources = build_resources(backend.stores)
+    with DagsterInstance.ephemeral() as instance:
+        results = {
+            t: materialize(billing_assets, partition_key=t, resources=resources, instance=instance)
+            for t in TENANTS
+        }
+
+    with backend.stores.open() as stores:
+        external = 0
+        for tenant, result in results.items():
+            assert result.success
+            _, defects = generate_billing(config.rows, config.seed, tenant)
+            runs = list(stores.job_runs.list_by_tenant(tenant, ENVIRONMENT))
+            # Tenant isolation: each partition's runs are in its own scope, and only there.
+            assert {r.orchestrator.run_id for r in runs if r.orchestrator} == {result.run_id}
+            assert {r.orchestrator.partition_key for r in runs if r.orchestrator} == {tenant}
+            recorded = by_asset(runs)
+            assert set(recorded) == set(DQ_ASSETS)
+
+            writer = JobRunWriter(ScopedJobRunStore(stores.job_runs, Scope(tenant, ENVIRONMENT)))
+
+            def report(asset: str, writer: JobRunWriter = writer, runs: dict[str, JobRun] = recorded) -> Any:
+                return writer.read(runs[asset].job_id)  # hash-verified
+
+            # The validation report of the raw delivery counts every injected defect, rule by rule.
+            validation: ValidationReport = report("billing_validation")
+            expected = expected_failures(defects)
+            assert {r.rule_id: r.failed_count for r in validation.rules} == {
+                r.rule_id: expected.get(r.rule_id, 0) for r in validation.rules
+            }
+            assert set(expected) <= {r.rule_id for r in validation.rules}
+            assert validation.row_count == defects.rows
+            assert validation.rows_failed == defects.rows_failing_hard_rules
+            assert (validation.tenant_id, validation.contract_id, validation.contract_version) == (
+                tenant,
+                "billing-contract",
+                "2.1.0",
+            )
+            assert str(recorded["billing_validation"].status) == "failed"
+            email = next(r for r in validation.rules if r.rule_id == "customer_email.regex")
+            assert email.sample and email.sample_masked  # PII samples are masked in the report
+
+            # Cleansing: duplicates and null keys out, every other hard-rule failure quarantined.
+            cleansing: CleansingReport = report("billing_cleansing_report")
+            quarantined = {
+                "invoice_id.regex": defects.malformed_invoice_ids,
+                "customer_email.not_null": defects.null_emails,
+                "customer_email.regex": defects.bad_emails,
+                "customer_email.max_length": defects.long_emails,
+                "currency.allowed_values": defects.unknown_currencies,
+                "gross_amount.min_value": defects.negative_amounts,
+                "net_amount.not_null": defects.null_net_amounts,
+                "net_equals_gross_minus_tax": defects.net_mismatches,
+            }
+            assert cleansing.rejection_reasons == {
+                **defects.expected_cleansing(),
+                **{f"hard_rule:{rule}": n for rule, n in quarantined.items()},
+            }
+            rejected = sum(defects.expected_cleansing().values()) + sum(quarantined.values())
+            assert (cleansing.rows_in, cleansing.rows_rejected) == (defects.rows, rejected)
+            assert cleansing.rows_out == defects.rows - rejected
+
+            cleansed_run = recorded["billing_cleansed"]
+            assert cleansed_run.result is not None and cleansed_run.result.location == "external"
+            assert backend.uri_part in (cleansed_run.result.uri or "")
+            external += 1
+            cleansed = report("billing_cleansed")
+            assert cleansed.height == cleansing.rows_out
+
+            snapshot: ProfilingSnapshot = report("billing_profile")
+            assert snapshot.row_count == cleansing.rows_out
+            assert [(a.column, a.metric) for a in snapshot.anomalies] == [("status", "null_ratio")]
+            assert str(recorded["billing_profile"].status) == "warning"
+            assert recorded["billing_profile"].job_definition_id == "billing-daily-profiling"
+            assert recorded["billing_validation"].job_definition_id == "billing-daily-checks"
+
+            # Asset checks on the cleansed data: every hard rule holds; the soft one reports reality.
+            evaluations = result.get_asset_check_evaluations()
+            assert len(evaluations) == len(validation.rules)
+            failed = [e for e in evaluations if not e.passed]
+            assert [(e.check_name, e.severity) for e in failed] == [
+                ("status_recorded", AssetCheckSeverity.WARN)
+            ]
+            assert failed[0].metadata["failed_count"].value == defects.null_statuses
+            assert failed[0].metadata["failure_rate"].value == pytest.approx(
+                defects.null_statuses / cleansing.rows_out
+            )
+
+            # UI metadata: job run id and a float pass rate on every DQ report, the next actions.
+            for asset in DQ_ASSETS:
+                node = "billing_cleansing" if asset.startswith("billing_cleans") else asset
+                events = [
+                    e for e in result.asset_materializations_for_node(node) if e.asset_key == AssetKey(asset)
+                ]
+                assert len(events) == 1
+                meta = events[0].metadata
+                run = recorded[asset]
+                assert meta["dq/job_run_id"] == TextMetadataValue(run.job_id)
+                assert meta["dq/tenant"] == TextMetadataValue(tenant)
+                if asset != "billing_cleansed":
+                    assert isinstance(meta["dq/pass_rate"], FloatMetadataValue)
+                    assert run.summary is not None and meta["dq/pass_rate"].value == run.summary.pass_rate
+            meta = result.asset_materializations_for_node("billing_validation")[0].metadata
+            assert meta["dq/pass_rate"].value == pytest.approx(
+                1 - defects.rows_failing_hard_rules / defects.rows
+            )
+            assert meta["dq/action_profile"] == TextMetadataValue("alerts-critical-v1@1.0.0")
+            meta = result.asset_materializations_for_node("billing_profile")[0].metadata
+            assert meta["dq/outcome"] == TextMetadataValue("anomaly")
+            assert "CALL_WEBHOOK" in str(meta["dq/actions"].value)
+            cleansed_meta = next(
+                e.metadata
+                for e in result.asset_materializations_for_node("billing_cleansing")
+                if e.asset_key == AssetKey("billing_cleansed")
+            )
+            assert isinstance(cleansed_meta["dagster/column_schema"], TableSchemaMetadataValue)
+            assert cleansed_meta["dq/rows_quarantined"].value == sum(quarantined.values())
+    if backend.blob_names is not None:
+        assert len(backend.blob_names()) >= external
+
+
+# -- failures and the schedule ----------------------------------------------------------------------
+
+
+def test_missing_contract_fails_fast_without_retries(tmp_path: Path) -> None:
+    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/empty.db")
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            billing_assets,
+            partition_key="TNT-002",
+            resources=build_resources(stores),
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert {e.step_key for e in failures} == {"billing_cleansing", "billing_validation"}
+    assert all(
+        "no contract for dataset type 'billing' in TNT-002/prod" in str(e.step_failure_data.error)
+        for e in failures
+    )
+    assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+
+
+def test_daily_profiling_schedule_follows_the_stored_job_definitions(tmp_path: Path) -> None:
+    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
+    seed(stores)
+    local_defs = build_definitions(stores)
+    resources = build_resources(stores)
+    when = datetime(2024, 5, 2, 6, 0, tzinfo=UTC)
+
+    def tick(instance: DagsterInstance) -> Any:
+        with build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=when,
+            resources=resources,
+            repository_def=local_defs.get_repository_def(),
+        ) as context:
+            return billing_daily_profiling.evaluate_tick(context)
+
+    with DagsterInstance.ephemeral() as instance:
+        data = tick(instance)
+        assert not data.run_requests
+        assert "TNT-001: no cleansed billing data yet" in (data.skip_message or "")
+
+        assert materialize(
+            billing_assets, partition_key="TNT-001", resources=resources, instance=instance
+        ).success
+        data = tick(instance)
+        assert [r.partition_key for r in data.run_requests] == ["TNT-001"]
+        request = data.run_requests[0]
+        assert request.tags["dq/job_definition_id"] == "billing-daily-profiling"
+        assert request.run_key == f"TNT-001:{when.isoformat()}"
+
+        # The profiling-only job profiles the stored cleansed data and records one profiling run.
+        job = local_defs.resolve_job_def("billing_profiling")
+        run = job.execute_in_process(partition_key="TNT-001", instance=instance, tags=request.tags)
+        assert run.success
+        with stores.open() as opened:
+            profiling = [
+                r
+                for r in opened.job_runs.list_by_tenant("TNT-001", ENVIRONMENT)
+                if r.orchestrator is not None and r.orchestrator.run_id == run.run_id
+            ]
+            assert [(str(r.job_type), r.orchestrator.asset_key) for r in profiling if r.orchestrator] == [
+                ("profiling", "billing_profile")
+            ]
+
+            # Retiring the tenant's profiling job definition stops the schedule asking for it.
+            current = opened.job_definitions.require("TNT-001", ENVIRONMENT, "billing-daily-profiling")
+            opened.job_definitions.put(current.model_copy(update={"status": JobDefinitionStatus.RETIRED}))
+        data = tick(instance)
+        assert not data.run_requests
+        assert "TNT-001: job definition billing-daily-profiling is retired" in (data.skip_message or "")
