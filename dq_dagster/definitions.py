@@ -25,10 +25,10 @@ keys (``build_resources``): ``dq_stores`` (the backend), ``contracts``, ``job_de
 ``dq_io_manager``. Assets read the tenant's contract, job definitions and action profiles through
 the tenant-scoped resources (``for_context``); nothing here passes a tenant string to a store.
 Check specs are declared from the bundled contract when the code location loads; results come from
-the contract the store holds at run time (matched by rule id). A daily schedule runs the
-profiling-only job for each tenant whose stored profiling job definition is active. Running the
-actions of the action profiles is not done here (see ``dq_dagster.actions``); the assets only show
-which profile an outcome selects.
+the contract the store holds at run time (matched by rule id). The stored job definitions
+drive runs through the sensors of ``dq_dagster.schedules`` (a cron or status change in the store
+takes effect at the next tick), and the run status sensors of ``dq_dagster.actions`` execute the
+action profiles after every run of the two jobs.
 
 Configuration: ``DQ_STORES_URL`` (metadata store; default SQLite under ``$DAGSTER_HOME/dq`` or
 ``.dq/``), ``DQ_STORES_RESULTS_URL`` (results location) and ``DQ_STORES_SCHEMA`` (Postgres schema)
@@ -41,8 +41,9 @@ variables (``AZURE_STORAGE_CONNECTION_STRING`` ...), or pass ``build_definitions
 # at runtime to tell resources and config from inputs, and string annotations hide them.
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,12 +52,13 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetOut,
     AssetsDefinition,
     AssetSelection,
     Backoff,
     Config,
-    DefaultScheduleStatus,
+    DefaultSensorStatus,
     Definitions,
     EnvVar,
     Failure,
@@ -64,18 +66,15 @@ from dagster import (
     MetadataValue,
     Output,
     RetryPolicy,
-    RunRequest,
-    ScheduleDefinition,
-    ScheduleEvaluationContext,
-    SkipReason,
+    SensorDefinition,
     StaticPartitionsDefinition,
     asset,
     define_asset_job,
     multi_asset,
-    schedule,
 )
 from pydantic import Field
 
+from dq_dagster.actions import ActionSettings, build_action_sensors
 from dq_dagster.checks import (
     Quarantine,
     build_check_specs,
@@ -93,15 +92,23 @@ from dq_dagster.resources import (
     JobDefinitionStoreResource,
     JobRunStoreResource,
 )
+from dq_dagster.schedules import (
+    ALL_JOB_TYPES,
+    BlobSource,
+    DQRunRequest,
+    build_blob_event_sensor,
+    build_job_definition_sensor,
+    dq_run_request,
+)
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
 from dq_stores.models import (
     ActionProfileRef,
     CleansingReport,
     DataContract,
     JobDefinition,
+    JobType,
     ProfilingSnapshot,
     ReportStatus,
-    ScheduledTrigger,
     Severity,
     Transformation,
     ValidationReport,
@@ -118,9 +125,10 @@ __all__ = [
     "TENANTS",
     "RawBillingConfig",
     "billing_assets",
-    "billing_daily_profiling",
+    "billing_selection",
     "build_definitions",
     "build_resources",
+    "build_sensors",
     "defs",
     "example_artifacts",
     "stores_from_env",
@@ -299,6 +307,14 @@ class RawBillingConfig(Config):
     metadata={"dagster/column_schema": _SCHEMA, "dq/dataset_type": DATASET_TYPE},
 )
 def raw_billing(context: AssetExecutionContext, config: RawBillingConfig) -> pl.DataFrame:
+    request = dq_run_request(context)
+    if request is not None and request.blob_uri is not None:
+        # A run requested by the blob-event sensor reads the blob that triggered it (CSV/Parquet).
+        blob = BlobSource().read(request.blob_uri, etag=request.blob_etag, try_parse_dates=True)
+        context.add_output_metadata(
+            {"dagster/row_count": MetadataValue.int(blob.height), "dq/input": request.blob_uri}
+        )
+        return blob
     frame, defects = generate_billing(config.rows, config.seed, context.partition_key)
     context.add_output_metadata(
         {
@@ -436,72 +452,57 @@ billing_profiling_job = define_asset_job(
 )
 
 
-# -- the schedule ------------------------------------------------------------------------------
-
-_CRON = _PROFILING_DEFINITION.trigger
-if not isinstance(_CRON, ScheduledTrigger):
-    raise InvalidArtifactError(
-        f"the bundled job definition {PROFILING_JOB_DEFINITION} must have a SCHEDULED trigger",
-        field="trigger",
-    )
+# -- sensors: stored job definitions drive runs, stored action profiles run after them -------------
 
 
-@schedule(
-    job=billing_profiling_job,
-    cron_schedule=_CRON.cron,
-    execution_timezone=_CRON.timezone,
-    name="billing_daily_profiling",
-    description=(
-        f"Runs the profiling-only job for each tenant whose stored {PROFILING_JOB_DEFINITION!r} job "
-        "definition is active with a SCHEDULED trigger and that has cleansed data to profile. Cron "
-        "from the bundled job definition."
-    ),
-    default_status=DefaultScheduleStatus.STOPPED,
-)
-def billing_daily_profiling(
-    context: ScheduleEvaluationContext,
-    job_definitions: JobDefinitionStoreResource,
-    job_runs: JobRunStoreResource,
-) -> Sequence[RunRequest] | SkipReason:
-    when = context.scheduled_execution_time
-    stamp = when.isoformat() if when is not None else utcnow().isoformat()
-    requests: list[RunRequest] = []
-    skipped: list[str] = []
-    for tenant in TENANTS:
-        scoped = job_definitions.for_tenant(tenant)
-        definition = scoped.get(PROFILING_JOB_DEFINITION)
-        if definition is None or definition.status_value != "active":
-            # "Latest" skips retired versions, so no definition with stored versions means retired.
-            if definition is not None:
-                state = definition.status_value
-            else:
-                state = "retired" if scoped.versions(PROFILING_JOB_DEFINITION) else "missing"
-            skipped.append(f"{tenant}: job definition {PROFILING_JOB_DEFINITION} is {state}")
-            continue
-        if not isinstance(definition.trigger, ScheduledTrigger):
-            skipped.append(f"{tenant}: job definition {PROFILING_JOB_DEFINITION} is not SCHEDULED")
-            continue
-        cleansed = job_runs.for_tenant(tenant).list(
-            asset_key="billing_cleansed", partition_key=tenant, limit=1
-        )
-        if not cleansed.items:
-            skipped.append(f"{tenant}: no cleansed billing data yet")
-            continue
-        requests.append(
-            RunRequest(
-                run_key=f"{tenant}:{stamp}",
-                partition_key=tenant,
-                tags={
-                    "dq/job_definition_id": definition.job_definition_id,
-                    "dq/job_definition_version": definition.version,
-                },
-            )
-        )
-    for reason in skipped:
-        context.log.info(f"skipped {reason}")
-    if not requests:
-        return SkipReason("; ".join(skipped) or "no tenants")
-    return requests
+def billing_selection(request: DQRunRequest) -> list[AssetKey] | None:
+    """The billing assets a job definition's job types need (``None``: the whole pipeline)."""
+    if set(request.job_types) == set(ALL_JOB_TYPES):
+        return None
+    keys: set[str] = set()
+    if request.runs(JobType.CLEANSING):
+        keys |= {"raw_billing", "billing_cleansed", "billing_cleansing_report"}
+    if request.runs(JobType.VALIDATION):
+        keys |= {"raw_billing", "billing_validation"}
+    if request.runs(JobType.PROFILING):
+        keys.add("billing_profile")
+    return [AssetKey(k) for k in sorted(keys)]
+
+
+def build_sensors(clock: Callable[[], datetime] | None = None) -> list[SensorDefinition]:
+    """One sensor for the SCHEDULED job definitions in the store (cron changes, pauses and
+    retirements take effect at the next tick, no redeploy), one for EXTERNAL_EVENT definitions on
+    Azure Blob (stopped by default: it needs ``AZURE_STORAGE_CONNECTION_STRING``), and the run
+    status sensors that execute the action profiles after every DQ run.
+    """
+    tenants = list(TENANTS)
+    timing: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return [
+        build_job_definition_sensor(
+            billing_pipeline_job,
+            tenants=tenants,
+            environment=ENVIRONMENT,
+            stores_resource_key=DQ_STORES,
+            asset_selection_fn=billing_selection,
+            default_status=DefaultSensorStatus.RUNNING,
+            **timing,
+        ),
+        build_blob_event_sensor(
+            billing_pipeline_job,
+            tenants=tenants,
+            environment=ENVIRONMENT,
+            stores_resource_key=DQ_STORES,
+            asset_selection_fn=billing_selection,
+        ),
+        *build_action_sensors(
+            [billing_pipeline_job, billing_profiling_job],
+            environment=ENVIRONMENT,
+            tenants=tenants,
+            stores_resource_key=DQ_STORES,
+            settings=ActionSettings(dagster_url=os.environ.get("DQ_DAGSTER_URL")),
+            default_status=DefaultSensorStatus.RUNNING,
+        ),
+    ]
 
 
 # -- resources and Definitions ----------------------------------------------------------------------
@@ -555,11 +556,10 @@ def build_resources(
 
 def build_definitions(stores: DQStoresResource | None = None) -> Definitions:
     """The code location's ``Definitions`` on ``stores`` (default: ``stores_from_env()``)."""
-    schedules: list[ScheduleDefinition] = [billing_daily_profiling]
     return Definitions(
         assets=billing_assets,
         jobs=[billing_pipeline_job, billing_profiling_job],
-        schedules=schedules,
+        sensors=build_sensors(),
         resources=build_resources(stores),
     )
 

@@ -28,7 +28,7 @@ from dagster import (
     FloatMetadataValue,
     TableSchemaMetadataValue,
     TextMetadataValue,
-    build_schedule_context,
+    build_sensor_context,
     materialize,
 )
 
@@ -40,9 +40,9 @@ from dq_dagster.definitions import (
     RawBillingConfig,
     billing_assets,
     billing_cleansing,
-    billing_daily_profiling,
     build_definitions,
     build_resources,
+    build_sensors,
     defs,
     example_artifacts,
     raw_billing,
@@ -120,8 +120,10 @@ def test_definitions_load_with_checks_schema_retries_and_schedule() -> None:
         for a in example_artifacts()
         if isinstance(a.model, JobDefinition) and a.model.job_types == ["profiling"]
     )
-    assert billing_daily_profiling.cron_schedule == profiling.trigger.cron  # type: ignore[union-attr]
-    assert billing_daily_profiling.execution_timezone == profiling.trigger.timezone  # type: ignore[union-attr]
+    assert profiling.trigger.trigger_type == "SCHEDULED"
+    sensors = {s.name for s in defs.get_repository_def().sensor_defs}
+    assert "dq_scheduled_job_definitions" in sensors
+    assert not list(defs.get_repository_def().schedule_defs)  # the store drives runs, not code
     job = defs.resolve_job_def("billing_profiling")
     assert job.asset_layer.executable_asset_keys == {AssetKey("billing_profile")}
 
@@ -165,7 +167,11 @@ def test_bundled_artifacts_match_the_generator_contract() -> None:
         assert referenced <= set(profiles)
         webhook = next(a for a in profiles["alerts-anomaly-v1"].actions if a.action_type == "CALL_WEBHOOK")
         # A webhook URL can be a secret: the artifact names the variable, never the URL.
-        assert webhook.parameters == {"url_env": "DQ_WEBHOOK_URL", "method": "POST", "timeout_seconds": 10}
+        assert webhook.parameters == {
+            "url_env": "DQ_ACTION_WEBHOOK_URL",
+            "method": "POST",
+            "timeout_seconds": 10,
+        }
 
 
 def test_bundled_artifacts_load_with_the_dq_stores_cli(tmp_path: Path) -> None:
@@ -383,53 +389,41 @@ def test_missing_contract_fails_fast_without_retries(tmp_path: Path) -> None:
     assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
 
 
-def test_daily_profiling_schedule_follows_the_stored_job_definitions(tmp_path: Path) -> None:
+def test_stored_profiling_definition_drives_the_demo_sensor(tmp_path: Path) -> None:
     stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
     seed(stores)
+    now = {"t": datetime(2024, 5, 2, 5, 59, tzinfo=UTC)}
+    sensor = next(
+        s for s in build_sensors(clock=lambda: now["t"]) if s.name == "dq_scheduled_job_definitions"
+    )
     local_defs = build_definitions(stores)
-    resources = build_resources(stores)
-    when = datetime(2024, 5, 2, 6, 0, tzinfo=UTC)
+    cursor: str | None = None
 
     def tick(instance: DagsterInstance) -> Any:
-        with build_schedule_context(
+        nonlocal cursor
+        with build_sensor_context(
             instance=instance,
-            scheduled_execution_time=when,
-            resources=resources,
+            cursor=cursor,
+            resources=build_resources(stores),
             repository_def=local_defs.get_repository_def(),
         ) as context:
-            return billing_daily_profiling.evaluate_tick(context)
+            data = sensor.evaluate_tick(context)
+        cursor = data.cursor
+        return data
 
     with DagsterInstance.ephemeral() as instance:
+        assert not tick(instance).run_requests  # first sight: no backfill
+        now["t"] = datetime(2024, 5, 2, 6, 0, 30, tzinfo=UTC)  # the bundled cron: 0 6 * * * UTC
         data = tick(instance)
-        assert not data.run_requests
-        assert "TNT-001: no cleansed billing data yet" in (data.skip_message or "")
+        requests = sorted(data.run_requests, key=lambda r: r.partition_key or "")
+        assert [r.partition_key for r in requests] == ["TNT-001", "TNT-002"]
+        assert all(r.tags["dq/job_definition_id"] == "billing-daily-profiling" for r in requests)
+        assert all(r.asset_selection == [AssetKey("billing_profile")] for r in requests)
+        assert not tick(instance).run_requests  # the same time never runs twice
 
-        assert materialize(
-            billing_assets, partition_key="TNT-001", resources=resources, instance=instance
-        ).success
-        data = tick(instance)
-        assert [r.partition_key for r in data.run_requests] == ["TNT-001"]
-        request = data.run_requests[0]
-        assert request.tags["dq/job_definition_id"] == "billing-daily-profiling"
-        assert request.run_key == f"TNT-001:{when.isoformat()}"
-
-        # The profiling-only job profiles the stored cleansed data and records one profiling run.
-        job = local_defs.resolve_job_def("billing_profiling")
-        run = job.execute_in_process(partition_key="TNT-001", instance=instance, tags=request.tags)
-        assert run.success
+        # Retiring TNT-001's profiling definition in the store stops it at the next due time.
         with stores.open() as opened:
-            profiling = [
-                r
-                for r in opened.job_runs.list_by_tenant("TNT-001", ENVIRONMENT)
-                if r.orchestrator is not None and r.orchestrator.run_id == run.run_id
-            ]
-            assert [(str(r.job_type), r.orchestrator.asset_key) for r in profiling if r.orchestrator] == [
-                ("profiling", "billing_profile")
-            ]
-
-            # Retiring the tenant's profiling job definition stops the schedule asking for it.
             current = opened.job_definitions.require("TNT-001", ENVIRONMENT, "billing-daily-profiling")
             opened.job_definitions.put(current.model_copy(update={"status": JobDefinitionStatus.RETIRED}))
-        data = tick(instance)
-        assert not data.run_requests
-        assert "TNT-001: job definition billing-daily-profiling is retired" in (data.skip_message or "")
+        now["t"] = datetime(2024, 5, 3, 6, 0, 30, tzinfo=UTC)
+        assert [r.partition_key for r in tick(instance).run_requests] == ["TNT-002"]
