@@ -36,6 +36,7 @@ No secret ever reaches a message, a repr or a log line: locations are shown as
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -96,6 +97,23 @@ _OPTIONS = frozenset(
         "max_workers",
     }
 )
+
+
+class _RedactRecords(logging.Filter):
+    """urllib3 logs every request line, query string included, at DEBUG: a SAS ``sig=`` would
+    reach the logs. Redact the message in place (the record still gets logged).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+for _name in ("urllib3.connectionpool", "azure.core.pipeline.policies.http_logging_policy"):
+    logging.getLogger(_name).addFilter(_RedactRecords())
 
 
 # -- the URL --------------------------------------------------------------------------------------

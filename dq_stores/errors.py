@@ -78,8 +78,9 @@ class InvalidArtifactError(StoreError, ValueError):
 class BackendUnavailableError(StoreError):
     """The backend cannot be reached or failed mid-call (network, database down, disk full).
 
-    Nothing half-written stays behind: the call either happened entirely or not at all, so it is
-    safe to retry (with the same ``if_match`` etag, if one was given).
+    Nothing half-written stays behind: the call either happened entirely or not at all. Retrying
+    is safe, but when only the reply was lost the first attempt did commit, so a retry with the
+    same ``if_match`` may get ``ConflictError``: re-read and decide.
     """
 
 
