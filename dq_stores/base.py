@@ -13,6 +13,7 @@ import base64
 import binascii
 import builtins
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -237,6 +238,14 @@ def decode_run_cursor(cursor: str | None) -> list[Any] | None:
     return values
 
 
+def _check_write_options(if_match: Any, create_only: Any) -> None:
+    # Checked here, not left to a driver: a list bound as an etag is a database error there.
+    if if_match is not None and not isinstance(if_match, str):
+        raise InvalidArtifactError("if_match must be an etag string", field="if_match")
+    if not isinstance(create_only, bool):
+        raise InvalidArtifactError("create_only must be True or False", field="create_only")
+
+
 def _check_limit(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArtifactError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}", field="limit")
@@ -258,6 +267,49 @@ def _opt_str(value: Any, field_name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > 1024:
         raise InvalidArtifactError(f"{field_name} must be a non-empty string", field=field_name)
+    return _check_text(value, field_name)
+
+
+def _check_text(value: str, field_name: str) -> str:
+    """Refuse text no backend can bind: NUL (Postgres text) and lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        raise InvalidArtifactError(f"{field_name} must not contain NUL characters", field=field_name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArtifactError(
+            f"{field_name} is not valid Unicode text (lone surrogate at {exc.start})", field=field_name
+        ) from exc
+    return value
+
+
+_KEY_PREFIX_RE = re.compile(r"[A-Za-z0-9._/-]*")
+
+# RFC 6838 type/subtype, optionally with ``; name=value`` parameters: it is sent as an HTTP header
+# by the Blob payload store, so a CR/LF or control character must never get through.
+_TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_CONTENT_TYPE_RE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[\x20\x21\x23-\x5b\x5d-\x7e]*\"))*"
+)
+
+
+def _content_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 255 or _CONTENT_TYPE_RE.fullmatch(value) is None:
+        shown = repr(value)[:60] if isinstance(value, str) else type(value).__name__
+        raise InvalidArtifactError(
+            f"content_type {shown} is not a media type such as application/json", field="content_type"
+        )
+    return value
+
+
+def _label(value: Any, field_name: str) -> str | None:
+    """An optional short printable label (no control characters), e.g. a result type."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 128 or not value.isprintable():
+        raise InvalidArtifactError(f"{field_name} must be 1 to 128 printable characters", field=field_name)
     return value
 
 
@@ -365,8 +417,7 @@ class VersionedStore(Store[V], Generic[V]):
         """
         model = self._coerce(artifact)
         scope = Scope(model.tenant_id, model.environment)
-        if if_match is not None and not isinstance(if_match, str):
-            raise InvalidArtifactError("if_match must be an etag string", field="if_match")
+        _check_write_options(if_match, create_only)
         document = canonical_json(model)
         return self._put(
             scope,
@@ -460,6 +511,7 @@ class VersionedStore(Store[V], Generic[V]):
         ver = validate_id(version, "version") if version is not None else None
         if if_match is not None and ver is None:
             raise InvalidArtifactError("if_match needs a version", field="if_match")
+        _check_write_options(if_match, False)
         return self._delete(scope, aid, ver, if_match)
 
     def history(
@@ -496,6 +548,8 @@ class VersionedStore(Store[V], Generic[V]):
             tags = filters["tags"]
             if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
                 raise InvalidArtifactError("tags must be a list of strings", field="tags")
+            for tag in tags:
+                _check_text(tag, "tags")
             values["tags"] = tuple(sorted(set(tags)))
         if filters.get("action_type") is not None:
             values["action_type"] = _enum_value(filters["action_type"], ActionType, "action_type")
@@ -553,7 +607,8 @@ class ContractStore(VersionedStore[DataContract]):
         """
         scope = Scope(tenant, environment)
         wanted = _opt_str(dataset_type, "dataset_type")
-        assert wanted is not None
+        if wanted is None:
+            raise InvalidArtifactError("dataset_type is required", field="dataset_type")
         stored = self._get_latest_for_dataset(scope, wanted.lower())
         return self._decode_in_scope(scope, stored.document) if stored else None
 
@@ -609,6 +664,7 @@ class JobRunStore(Store[JobRun]):
         """
         model = self._coerce(run)
         scope = Scope(model.tenant_id, model.environment)
+        _check_write_options(if_match, create_only)
         document = canonical_json(model)
         return self._put_run(
             scope,
@@ -710,6 +766,7 @@ class JobRunStore(Store[JobRun]):
         """Delete a run record; returns whether it existed. Stale ``if_match``: ``ConflictError``."""
         if version is not None:
             raise InvalidArtifactError("job runs are not versioned", field="version")
+        _check_write_options(if_match, False)
         return self._delete_run(Scope(tenant, environment), self._id(job_id), if_match)
 
     # results (claim check) --------------------------------------------------------------------
@@ -751,15 +808,28 @@ class JobRunStore(Store[JobRun]):
 
         scope = Scope(tenant, environment)
         job_id = self._id(job_id)
+        content_type = _content_type(content_type)
+        result_type = _label(result_type, "result_type")
         if self.get_entry(tenant, environment, job_id) is None:
             raise NotFoundError(f"job run {job_id} not found in {scope}")
         data: Any
         if isinstance(result, (CanonicalModel, Mapping | list)):
-            data = canonical_json(result)
+            try:
+                data = canonical_json(result)
+            except RecursionError as exc:
+                raise InvalidArtifactError(
+                    "result is nested too deeply to be stored as JSON", field="result"
+                ) from exc
             content_type = content_type or "application/json"
             result_type = result_type or getattr(result, "report_type", None)
         elif isinstance(result, bytes | bytearray | memoryview):
             data = bytes(result)
+        elif isinstance(result, str) or not (hasattr(result, "read") or isinstance(result, Iterable)):
+            raise InvalidArtifactError(
+                f"a result is a report, a JSON object or list, bytes, an iterable of bytes or a binary "
+                f"file; got {type(result).__name__} (encode text first)",
+                field="result",
+            )
         else:
             data = result  # a stream: size unknown until written
         content_type = content_type or "application/octet-stream"
@@ -924,6 +994,13 @@ class JobRunStore(Store[JobRun]):
 
         from dq_stores.payloads import parse_result_key
 
+        if not isinstance(prefix, str) or len(prefix) > 1024 or _KEY_PREFIX_RE.fullmatch(prefix) is None:
+            # Keys are built from validated ids only, so any other prefix could never match; and
+            # it is passed to the payload store's listing, where a NUL or control character makes
+            # a service fail (and retry) instead of answering "nothing".
+            raise InvalidArtifactError(
+                "prefix may only contain letters, digits, '.', '_', '-' and '/'", field="prefix"
+            )
         if self.payloads is None:
             return []
         cutoff = datetime.now(UTC) - older_than

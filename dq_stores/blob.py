@@ -104,7 +104,7 @@ from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArti
 from dq_stores.kinds import ArtifactIndex, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import check_transition
-from dq_stores.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
+from dq_stores.payloads import CHUNK_SIZE, PayloadInfo, PayloadListing, PayloadStore, iter_chunks
 from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
@@ -1244,10 +1244,27 @@ class BlobPayloadStore(PayloadStore):
         return PayloadInfo(self._uri(name), digest.hexdigest(), size)
 
     def read_chunks(self, uri: str) -> Iterator[bytes]:
+        """The payload in ``CHUNK_SIZE`` ranges, each requested when the consumer wants it, all of
+        the revision first seen (``If-Match``). The SDK's own download starts with one 32 MiB
+        request, which a streaming reader must not have to hold.
+        """
         name = self._require(uri)
+        blob = self._container.get_blob_client(name)
         try:
-            downloader = self._container.download_blob(name)
-            yield from downloader.chunks()
+            props = blob.get_blob_properties()
+            size, etag = int(props.size), str(props.etag)
+            offset = 0
+            while offset < size:
+                length = min(CHUNK_SIZE, size - offset)
+                chunk = blob.download_blob(
+                    offset=offset, length=length, etag=etag, match_condition=MatchConditions.IfNotModified
+                ).readall()
+                if len(chunk) != length:
+                    raise BackendUnavailableError(
+                        f"read payload {name}: got {len(chunk)} of {length} bytes at offset {offset}"
+                    )
+                offset += length
+                yield chunk
         except ResourceNotFoundError as exc:
             if error_code(exc) == "ContainerNotFound":
                 raise translate_azure_error(exc, f"read payload {name}") from scrub_exception(exc)

@@ -84,7 +84,11 @@ def parse_result_key(key: str) -> tuple[Scope, str] | None:
 
 
 def iter_chunks(data: bytes | Iterable[bytes] | BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Chunks of ``data`` (bytes, an iterable of bytes, or a binary file object)."""
+    """Chunks of ``data`` (bytes, an iterable of bytes, or a binary file object) of ``size``
+    bytes (the last may be shorter). Small pieces of an iterable are joined: a generator of CSV
+    lines must not become one Blob block (one request, of at most 50,000 per blob) per line.
+    Pieces already ``size`` or larger pass through as they are, without a copy.
+    """
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for start in range(0, len(view), size):
@@ -94,7 +98,21 @@ def iter_chunks(data: bytes | Iterable[bytes] | BinaryIO, size: int = CHUNK_SIZE
         while chunk := data.read(size):
             yield chunk
         return
-    yield from data
+    pending = bytearray()
+    for piece in data:
+        if not isinstance(piece, bytes | bytearray | memoryview):
+            raise InvalidArtifactError(
+                f"a result stream must yield bytes, got {type(piece).__name__}", field="result"
+            )
+        if not pending and len(piece) >= size:
+            yield bytes(piece)
+            continue
+        pending += piece
+        if len(pending) >= size:
+            yield bytes(pending)
+            pending.clear()
+    if pending:
+        yield bytes(pending)
 
 
 class PayloadStore(ABC):
@@ -124,7 +142,12 @@ class PayloadStore(ABC):
 
 
 class FilePayloadStore(PayloadStore):
-    """Payloads as files under a root folder: temp file in the same folder, fsync, rename."""
+    """Payloads as files under a root folder: temp file in the same folder, fsync, rename.
+
+    A temp file is named ``<final name>.<random>.part``: a writer killed mid-write leaves it
+    behind, and since its name starts like a payload's, ``list`` yields it and ``gc_payloads``
+    collects it (no record ever points at it) once it is older than the grace period.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -156,7 +179,7 @@ class FilePayloadStore(PayloadStore):
         size = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as out:
                     for chunk in iter_chunks(data):
@@ -196,6 +219,7 @@ class FilePayloadStore(PayloadStore):
         return True
 
     def list(self, prefix: str = "") -> Iterator[PayloadListing]:
+        """Payloads, and leftovers of interrupted writes (``*.part``, for ``gc_payloads``)."""
         if not self.root.exists():
             return
         for path in sorted(self.root.rglob("result-*")):

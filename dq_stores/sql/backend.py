@@ -4,11 +4,16 @@ Every query lives here once; the dialects differ only in the upsert construct an
 document is bound and read (JSONB on Postgres, text on SQLite) and how tag containment is tested
 (``@>`` on a GIN-indexed JSONB column on Postgres, ``json_each`` on SQLite). Each put is one
 transaction; every list is one keyset-paginated query served by an index.
+
+The hot paths - get by key, latest for a dataset, put of a job run, one page of runs - are single
+statements built once (``PreparedQuery``, bound by name) and run through ``SqlEngine.fetch`` /
+``execute``: compiled once per dialect, one round trip, no per-call statement construction.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,7 +44,7 @@ from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import allowed_previous, check_transition
 from dq_stores.registry import Stores
 from dq_stores.scope import Scope
-from dq_stores.sql.engine import SqlEngine, create_sql_engine
+from dq_stores.sql.engine import PreparedQuery, SqlEngine, create_sql_engine
 from dq_stores.sql.migrate import ensure_schema
 from dq_stores.sql.schema import (
     artifact_revisions,
@@ -60,6 +65,229 @@ __all__ = [
 
 A = artifacts.c
 R = job_runs.c
+D = contract_datasets.c
+
+
+def _param(name: str, column: sa.ColumnElement[Any]) -> sa.BindParameter[Any]:
+    """A named placeholder typed like ``column`` (so timestamps get the column's processing)."""
+    return sa.bindparam(name, type_=column.type)
+
+
+def _one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
+    # Literal binds, one per value: an IN list of plain values would be an "expanding" parameter
+    # that a statement compiled once cannot hold.
+    return column.in_([sa.literal(v, column.type) for v in values]) if values else sa.false()
+
+
+_RUN_KEY = sa.and_(
+    R.tenant == _param("tenant", R.tenant),
+    R.environment == _param("environment", R.environment),
+    R.job_id == _param("job_id", R.job_id),
+)
+_GET_RUN = PreparedQuery(sa.select(R.document, R.etag, R.content_hash).where(_RUN_KEY))
+_RUN_STATE = PreparedQuery(sa.select(R.status, R.etag, R.content_hash).where(_RUN_KEY))
+_RUN_COLUMNS = (
+    "tenant",
+    "environment",
+    "job_id",
+    "job_type",
+    "status",
+    "job_definition_id",
+    "dataset_type",
+    "contract_id",
+    "contract_version",
+    "dagster_run_id",
+    "asset_key",
+    "partition_key",
+    "run_time",
+    "recorded_at",
+    "updated_at",
+    "revision",
+    "etag",
+    "content_hash",
+    "document",
+)
+_RUN_FIXED = frozenset({"tenant", "environment", "job_id", "recorded_at", "revision", "run_time"})
+"""Columns an update of a run does not copy from the new values (``run_time``: see below)."""
+
+
+@functools.cache
+def _upsert_run_query(postgres: bool, status: str, keep_run_time: bool, create_only: bool) -> PreparedQuery:
+    """Insert a run, or update it if its status may move to ``status`` and its content changed;
+    ``RETURNING etag`` is empty when nothing was written (the caller then finds out why).
+    """
+    insert = postgresql.insert(job_runs) if postgres else sqlite.insert(job_runs)
+    # Parameters are "new_<column>": a parameter named like a column of an INSERT / UPDATE is
+    # reserved by SQLAlchemy (the non-fast path executes these statements through it too).
+    stmt = insert.values({c: _param(f"new_{c}", job_runs.c[c]) for c in _RUN_COLUMNS})
+    keys = ["tenant", "environment", "job_id"]
+    if create_only:
+        return PreparedQuery(stmt.on_conflict_do_nothing(index_elements=keys).returning(R.etag))
+    excluded = stmt.excluded
+    updates: dict[str, Any] = {c: excluded[c] for c in _RUN_COLUMNS if c not in _RUN_FIXED}
+    updates["revision"] = R.revision + 1
+    # A run without its own times keeps the time the store first recorded it.
+    updates["run_time"] = R.run_time if keep_run_time else excluded.run_time
+    upsert = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_=updates,
+        where=sa.and_(
+            _one_of(R.status, [s.value for s in allowed_previous(JobRunStatus(status))]),
+            R.content_hash != excluded.content_hash,
+        ),
+    )
+    return PreparedQuery(upsert.returning(R.etag))
+
+
+@functools.cache
+def _update_run_query(status: str, keep_run_time: bool) -> PreparedQuery:
+    """Update a run whose etag is ``if_match`` (optimistic concurrency); ``RETURNING etag``."""
+    values: dict[str, Any] = {
+        c: _param(f"new_{c}", job_runs.c[c]) for c in _RUN_COLUMNS if c not in _RUN_FIXED
+    }
+    values["revision"] = R.revision + 1
+    if not keep_run_time:
+        values["run_time"] = _param("new_run_time", R.run_time)
+    stmt = (
+        job_runs.update()
+        .where(
+            R.tenant == _param("key_tenant", R.tenant),
+            R.environment == _param("key_environment", R.environment),
+            R.job_id == _param("key_job_id", R.job_id),
+            R.etag == _param("if_match", R.etag),
+            _one_of(R.status, [s.value for s in allowed_previous(JobRunStatus(status))]),
+            R.content_hash != _param("new_content_hash", R.content_hash),
+        )
+        .values(values)
+        .returning(R.etag)
+    )
+    return PreparedQuery(stmt)
+
+
+_RUN_FILTER_COLUMNS = (
+    "job_type",
+    "status",
+    "job_definition_id",
+    "dataset_type",
+    "dagster_run_id",
+    "asset_key",
+    "partition_key",
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _list_runs_query(
+    scoped: bool, keyset: bool, filters: tuple[str, ...], since: bool, until: bool, limit: int
+) -> PreparedQuery:
+    """One page of runs newest first; one statement per shape of the request."""
+    query = sa.select(R.document, R.run_time, R.job_id, R.environment).where(
+        R.tenant == _param("tenant", R.tenant)
+    )
+    if scoped:
+        query = query.where(R.environment == _param("environment", R.environment))
+    if keyset:
+        t = _param("after_time", R.run_time)
+        job_id = _param("after_job_id", R.job_id)
+        env = _param("after_environment", R.environment)
+        # A row-value comparison, not the equivalent OR of ANDs: Postgres and SQLite seek the index
+        # to it, so a deep page costs what the first one does (the OR form is a filter that scans
+        # every earlier row of the scope, OFFSET in disguise).
+        query = query.where(sa.tuple_(R.run_time, R.job_id, R.environment) < sa.tuple_(t, job_id, env))
+        if scoped:
+            # Implied by the line above; its two columns follow (tenant, environment) in the scope
+            # index, so the planner can seek that index to it.
+            query = query.where(sa.tuple_(R.run_time, R.job_id) <= sa.tuple_(t, job_id))
+    for name in filters:
+        query = query.where(job_runs.c[name] == _param(f"f_{name}", job_runs.c[name]))
+    if since:
+        query = query.where(R.run_time >= _param("since", R.run_time))
+    if until:
+        query = query.where(R.run_time < _param("until", R.run_time))
+    # The limit is part of the SQL text, not a parameter: Postgres then plans a prepared page
+    # query for the rows it really fetches.
+    query = query.order_by(R.run_time.desc(), R.job_id.desc(), R.environment.desc()).limit(
+        sa.literal_column(str(int(limit)), sa.Integer)
+    )
+    return PreparedQuery(query)
+
+
+_VERSIONED_KEY = sa.and_(
+    A.tenant == _param("tenant", A.tenant),
+    A.environment == _param("environment", A.environment),
+    A.kind == _param("kind", A.kind),
+    A.artifact_id == _param("artifact_id", A.artifact_id),
+)
+_GET_VERSION = PreparedQuery(
+    sa.select(A.document, A.etag, A.content_hash)
+    .where(_VERSIONED_KEY, A.version == _param("version", A.version))
+    .limit(sa.literal_column("1", sa.Integer))
+)
+_GET_LATEST = PreparedQuery(
+    sa.select(A.document, A.etag, A.content_hash)
+    .where(_VERSIONED_KEY, A.retired.is_(False))
+    .order_by(A.version_key.desc(), A.updated_at.desc(), A.version.desc())
+    .limit(sa.literal_column("1", sa.Integer))
+)
+_LATEST_FOR_DATASET = PreparedQuery(
+    sa.select(A.document, A.etag, A.content_hash)
+    .select_from(
+        contract_datasets.join(
+            artifacts,
+            sa.and_(
+                A.tenant == D.tenant,
+                A.environment == D.environment,
+                A.kind == _param("kind", A.kind),
+                A.artifact_id == D.contract_id,
+                A.version == D.version,
+            ),
+        )
+    )
+    .where(
+        D.tenant == _param("tenant", D.tenant),
+        D.environment == _param("environment", D.environment),
+        D.dataset_type == _param("dataset_type", D.dataset_type),
+        D.retired.is_(False),
+    )
+    .order_by(D.version_key.desc(), D.updated_at.desc(), D.contract_id.asc())
+    .limit(sa.literal_column("1", sa.Integer))
+)
+_RESULT_COLUMNS = (
+    "tenant",
+    "environment",
+    "job_id",
+    "sha256",
+    "size_bytes",
+    "content_type",
+    "body",
+    "recorded_at",
+)
+_GET_INLINE = PreparedQuery(
+    sa.select(job_run_results.c.body).where(
+        job_run_results.c.tenant == _param("tenant", job_run_results.c.tenant),
+        job_run_results.c.environment == _param("environment", job_run_results.c.environment),
+        job_run_results.c.job_id == _param("job_id", job_run_results.c.job_id),
+    )
+)
+_DELETE_INLINE = PreparedQuery(
+    job_run_results.delete().where(
+        job_run_results.c.tenant == _param("key_tenant", job_run_results.c.tenant),
+        job_run_results.c.environment == _param("key_environment", job_run_results.c.environment),
+        job_run_results.c.job_id == _param("key_job_id", job_run_results.c.job_id),
+    )
+)
+
+
+@functools.cache
+def _put_inline_query(postgres: bool) -> PreparedQuery:
+    """Insert or replace a run's inline result."""
+    insert = postgresql.insert(job_run_results) if postgres else sqlite.insert(job_run_results)
+    stmt = insert.values({c: _param(f"new_{c}", job_run_results.c[c]) for c in _RESULT_COLUMNS})
+    return PreparedQuery(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "environment", "job_id"],
+            set_={c: stmt.excluded[c] for c in _RESULT_COLUMNS[3:]},
+        )
+    )
 
 
 def _now() -> datetime:
@@ -243,21 +471,17 @@ class _SqlVersioned(_SqlBase, VersionedStore[Any]):
         """Kind-specific side tables."""
 
     def _get(self, scope: Scope, artifact_id: str, version: str | None) -> StoredDoc | None:
-        query = sa.select(self._doc_column(A.document), A.etag, A.content_hash).where(
-            A.tenant == scope.tenant,
-            A.environment == scope.environment,
-            A.kind == self.kind.name,
-            A.artifact_id == artifact_id,
-        )
-        if version is not None:
-            query = query.where(A.version == version)
+        params = {
+            "tenant": scope.tenant,
+            "environment": scope.environment,
+            "kind": self.kind.name,
+            "artifact_id": artifact_id,
+        }
+        if version is None:
+            rows = self._db.fetch(_GET_LATEST, params)
         else:
-            query = query.where(A.retired.is_(False)).order_by(
-                A.version_key.desc(), A.updated_at.desc(), A.version.desc()
-            )
-        with self._db.read() as conn:
-            row = conn.execute(query.limit(1)).first()
-        return StoredDoc(row[0], row[1], row[2]) if row else None
+            rows = self._db.fetch(_GET_VERSION, {**params, "version": version})
+        return StoredDoc(*rows[0]) if rows else None
 
     def _list(
         self, scope: Scope, limit: int, after: builtins.list[Any] | None, filters: VersionFilters
@@ -404,33 +628,16 @@ class SqlContractStore(_SqlVersioned, ContractStore):
         conn.execute(contract_datasets.delete().where(where))
 
     def _get_latest_for_dataset(self, scope: Scope, dataset_type: str) -> StoredDoc | None:
-        D = contract_datasets.c
-        query = (
-            sa.select(self._doc_column(A.document), A.etag, A.content_hash)
-            .select_from(
-                contract_datasets.join(
-                    artifacts,
-                    sa.and_(
-                        A.tenant == D.tenant,
-                        A.environment == D.environment,
-                        A.kind == self.kind.name,
-                        A.artifact_id == D.contract_id,
-                        A.version == D.version,
-                    ),
-                )
-            )
-            .where(
-                D.tenant == scope.tenant,
-                D.environment == scope.environment,
-                D.dataset_type == dataset_type,
-                D.retired.is_(False),
-            )
-            .order_by(D.version_key.desc(), D.updated_at.desc(), D.contract_id.asc())
-            .limit(1)
+        rows = self._db.fetch(
+            _LATEST_FOR_DATASET,
+            {
+                "tenant": scope.tenant,
+                "environment": scope.environment,
+                "kind": self.kind.name,
+                "dataset_type": dataset_type,
+            },
         )
-        with self._db.read() as conn:
-            row = conn.execute(query).first()
-        return StoredDoc(row[0], row[1], row[2]) if row else None
+        return StoredDoc(*rows[0]) if rows else None
 
 
 class SqlJobDefinitionStore(_SqlVersioned, JobDefinitionStore):
@@ -449,46 +656,31 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
     supports_inline_results = True
 
     def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
-        T = job_run_results.c
-        values = {
-            "tenant": scope.tenant,
-            "environment": scope.environment,
-            "job_id": job_id,
-            "sha256": sha256,
-            "size_bytes": len(body),
-            "content_type": content_type,
-            "body": body,
-            "recorded_at": _now(),
-        }
-        stmt = self._insert(job_run_results).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant", "environment", "job_id"],
-            set_={
-                k: stmt.excluded[k] for k in ("sha256", "size_bytes", "content_type", "body", "recorded_at")
+        self._db.execute(
+            _put_inline_query(self._db.is_postgres),
+            {
+                "new_tenant": scope.tenant,
+                "new_environment": scope.environment,
+                "new_job_id": job_id,
+                "new_sha256": sha256,
+                "new_size_bytes": len(body),
+                "new_content_type": content_type,
+                "new_body": body,
+                "new_recorded_at": _now(),
             },
         )
-        with self._db.write() as conn:
-            conn.execute(stmt)
-        del T
 
     def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
-        T = job_run_results.c
-        with self._db.read() as conn:
-            body = conn.execute(
-                sa.select(T.body).where(
-                    T.tenant == scope.tenant, T.environment == scope.environment, T.job_id == job_id
-                )
-            ).scalar()
-        return bytes(body) if body is not None else None
+        rows = self._db.fetch(
+            _GET_INLINE, {"tenant": scope.tenant, "environment": scope.environment, "job_id": job_id}
+        )
+        return bytes(rows[0][0]) if rows else None
 
     def _delete_inline(self, scope: Scope, job_id: str) -> None:
-        T = job_run_results.c
-        with self._db.write() as conn:
-            conn.execute(
-                job_run_results.delete().where(
-                    T.tenant == scope.tenant, T.environment == scope.environment, T.job_id == job_id
-                )
-            )
+        self._db.execute(
+            _DELETE_INLINE,
+            {"key_tenant": scope.tenant, "key_environment": scope.environment, "key_job_id": job_id},
+        )
 
     def _run_values(
         self, scope: Scope, index: RunIndex, document: bytes, content_hash: str, etag: str, now: datetime
@@ -529,71 +721,42 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
         create_only: bool,
     ) -> str:
         now = _now()
-        etag = _new_etag()
-        values = self._run_values(scope, index, document, content_hash, etag, now)
-        new_status = JobRunStatus(index.status)
-        with self._db.write() as conn:
-            if if_match is None:
-                stmt = self._insert(job_runs).values(**values)
-                if create_only:
-                    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "environment", "job_id"])
-                else:
-                    updates = self._update_values(values, index, new_status)
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["tenant", "environment", "job_id"],
-                        set_=updates,
-                        where=sa.and_(
-                            R.status.in_([s.value for s in allowed_previous(new_status)]),
-                            R.content_hash != content_hash,
-                        ),
-                    )
-                row = conn.execute(stmt.returning(R.etag)).first()
-            else:
-                stmt = (
-                    job_runs.update()
-                    .where(
-                        self._pk(scope, index.job_id),
-                        R.etag == if_match,
-                        R.status.in_([s.value for s in allowed_previous(new_status)]),
-                        R.content_hash != content_hash,
-                    )
-                    .values(**self._update_values(values, index, new_status))
-                    .returning(R.etag)
-                )
-                row = conn.execute(stmt).first()
-            if row is not None:
-                return str(row[0])
-            # Slow path: find out why nothing was written.
-            current = conn.execute(
-                sa.select(R.status, R.etag, R.content_hash).where(self._pk(scope, index.job_id))
-            ).first()
+        values = self._run_values(scope, index, document, content_hash, _new_etag(), now)
+        keep_run_time = index.run_time is None
+        params = {f"new_{k}": v for k, v in values.items()}
+        if if_match is None:
+            query = _upsert_run_query(self._db.is_postgres, index.status, keep_run_time, create_only)
+            rows = self._db.execute(query, params)
+        else:
+            params.update(key_tenant=scope.tenant, key_environment=scope.environment, key_job_id=index.job_id)
+            params["if_match"] = if_match
+            rows = self._db.execute(_update_run_query(index.status, keep_run_time), params)
+        if rows:
+            return str(rows[0][0])
+        # Slow path: find out why nothing was written.
+        state = self._db.fetch(
+            _RUN_STATE, {"tenant": scope.tenant, "environment": scope.environment, "job_id": index.job_id}
+        )
         label = f"job run {index.job_id} in {scope}"
-        if current is None:
+        if not state:
             raise ConflictError(f"{label} does not exist; if_match={if_match!r} cannot hold")
+        status, etag, _ = state[0]
         if create_only:
             raise ConflictError(f"{label} already exists (create_only)")
-        if if_match is not None and current.etag != if_match:
-            raise ConflictError(f"{label} changed since etag {if_match!r} (now {current.etag!r})")
-        if not check_transition(JobRunStatus(current.status), new_status):
+        if if_match is not None and etag != if_match:
+            raise ConflictError(f"{label} changed since etag {if_match!r} (now {etag!r})")
+        if not check_transition(JobRunStatus(status), JobRunStatus(index.status)):
             raise InvalidArtifactError(
-                f"{label}: status may not change from {current.status} to {new_status.value}", field="status"
+                f"{label}: status may not change from {status} to {index.status}", field="status"
             )
-        return str(current.etag)  # identical content: a no-op
-
-    def _update_values(
-        self, values: dict[str, Any], index: RunIndex, new_status: JobRunStatus
-    ) -> dict[str, Any]:
-        updates = {
-            k: v for k, v in values.items() if k not in {"tenant", "environment", "job_id", "recorded_at"}
-        }
-        updates["revision"] = R.revision + 1
-        if index.run_time is None:
-            updates["run_time"] = R.run_time  # keep the time the store first recorded it
-        return updates
+        return str(etag)  # identical content: a no-op
 
     def put_many(self, runs: Sequence[JobRun]) -> builtins.list[str]:
         """Upsert many runs in one transaction: one read of the existing statuses (to check
-        transitions), then one multi-row statement per chunk.
+        transitions; a forbidden one raises ``InvalidArtifactError`` and nothing is written), then
+        the changed runs in bulk (Postgres: ``COPY`` into a temporary table and one
+        ``INSERT ... SELECT ... ON CONFLICT``; SQLite: multi-row upserts). A job id given twice:
+        the later run wins.
         """
         if not runs:
             return []
@@ -604,21 +767,12 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
             document = canonical_json(model)
             prepared.append((scope, RunIndex.of(model), document, sha256_hex(document)))
         now = _now()
-        etags = [_new_etag() for _ in prepared]
         with self._db.write() as conn:
             keys = [(s.tenant, s.environment, i.job_id) for s, i, _, _ in prepared]
-            existing: dict[tuple[str, str, str], tuple[str, str, str]] = {}
-            for chunk in _chunks(keys, 500):
-                rows = conn.execute(
-                    sa.select(R.tenant, R.environment, R.job_id, R.status, R.etag, R.content_hash).where(
-                        sa.tuple_(R.tenant, R.environment, R.job_id).in_(chunk)
-                    )
-                ).all()
-                existing.update({(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows})
+            existing = self._existing_runs(conn, keys)
             result: builtins.list[str] = []
-            rows_to_write = []
-            for (scope, index, document, content_hash), etag in zip(prepared, etags, strict=True):
-                key = (scope.tenant, scope.environment, index.job_id)
+            to_write: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for (scope, index, document, content_hash), key in zip(prepared, keys, strict=True):
                 old = existing.get(key)
                 if old is not None:
                     if not check_transition(JobRunStatus(old[0]), JobRunStatus(index.status)):
@@ -630,19 +784,69 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
                     if old[2] == content_hash:
                         result.append(old[1])
                         continue
-                values = self._run_values(scope, index, document, content_hash, etag, now)
-                values["document"] = document.decode()
-                values["tags"] = None
-                rows_to_write.append(values)
+                etag = _new_etag()
+                to_write[key] = self._run_values(scope, index, document, content_hash, etag, now)
                 existing[key] = (index.status, etag, content_hash)
                 result.append(etag)
-            for chunk in _chunks(rows_to_write, 1000):
-                self._bulk_upsert(conn, chunk)
+            rows = list(to_write.values())
+            if rows and self._db.is_postgres:
+                self._copy_upsert(conn, rows)
+            else:
+                for chunk in _chunks(rows, 1000):
+                    self._bulk_upsert(conn, chunk)
         return result
 
+    def _existing_runs(
+        self, conn: Connection, keys: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+        """(status, etag, content hash) of the runs among ``keys`` that exist."""
+        found: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        if self._db.is_postgres:
+            # One round trip: the keys travel as three arrays and are joined to the primary key.
+            rows = conn.exec_driver_sql(
+                "SELECT r.tenant, r.environment, r.job_id, r.status, r.etag, r.content_hash "
+                "FROM unnest(%(t)s::text[], %(e)s::text[], %(j)s::text[]) AS k(tenant, environment, job_id) "
+                'JOIN dq_job_runs r ON r.tenant = k.tenant COLLATE "C" '
+                'AND r.environment = k.environment COLLATE "C" AND r.job_id = k.job_id COLLATE "C"',
+                {"t": [k[0] for k in keys], "e": [k[1] for k in keys], "j": [k[2] for k in keys]},
+            ).all()
+            return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
+        for chunk in _chunks(keys, 500):
+            rows = conn.execute(
+                sa.select(R.tenant, R.environment, R.job_id, R.status, R.etag, R.content_hash).where(
+                    sa.tuple_(R.tenant, R.environment, R.job_id).in_(chunk)
+                )
+            ).all()
+            found.update({(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows})
+        return found
+
+    def _copy_upsert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Postgres bulk path: ``COPY`` into a session temporary table (emptied at commit), then
+        one upsert from it, in the caller's transaction.
+        """
+        columns = ", ".join(_RUN_COLUMNS)
+        updates = ", ".join(
+            f"{c} = excluded.{c}"
+            for c in _RUN_COLUMNS
+            if c not in {"tenant", "environment", "job_id", "recorded_at", "revision"}
+        )
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:
+            cur.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS dq_put_many "
+                "(LIKE dq_job_runs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY pg_temp.dq_put_many ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in _RUN_COLUMNS])
+            cur.execute(
+                f"INSERT INTO dq_job_runs ({columns}) SELECT {columns} FROM pg_temp.dq_put_many "
+                f"ON CONFLICT (tenant, environment, job_id) DO UPDATE SET {updates}, "
+                "revision = dq_job_runs.revision + 1"
+            )
+
     def _bulk_upsert(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            row.pop("tags", None)
         stmt = self._insert(job_runs)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
@@ -659,10 +863,10 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
         conn.execute(stmt, rows)
 
     def _get_run(self, scope: Scope, job_id: str) -> StoredDoc | None:
-        query = sa.select(self._doc_column(R.document), R.etag, R.content_hash).where(self._pk(scope, job_id))
-        with self._db.read() as conn:
-            row = conn.execute(query).first()
-        return StoredDoc(row[0], row[1], row[2]) if row else None
+        rows = self._db.fetch(
+            _GET_RUN, {"tenant": scope.tenant, "environment": scope.environment, "job_id": job_id}
+        )
+        return StoredDoc(*rows[0]) if rows else None
 
     def _list_runs(
         self,
@@ -672,38 +876,32 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
         after: builtins.list[Any] | None,
         filters: RunFilters,
     ) -> tuple[builtins.list[bytes | str], str | None]:
-        query = sa.select(self._doc_column(R.document), R.run_time, R.job_id, R.environment).where(
-            R.tenant == tenant
-        )
+        params: dict[str, Any] = {"tenant": tenant}
         if environment is not None:
-            query = query.where(R.environment == environment)
+            params["environment"] = environment
         if after is not None:
-            t, job_id, env = parse_sortable_time(after[0]), str(after[1]), str(after[2])
-            query = query.where(
-                sa.or_(
-                    R.run_time < t,
-                    sa.and_(R.run_time == t, R.job_id < job_id),
-                    sa.and_(R.run_time == t, R.job_id == job_id, R.environment < env),
-                )
-            )
-        for column, value in (
-            (R.job_type, filters.job_type),
-            (R.status, filters.status),
-            (R.job_definition_id, filters.job_definition_id),
-            (R.dataset_type, filters.dataset_type),
-            (R.dagster_run_id, filters.dagster_run_id),
-            (R.asset_key, filters.asset_key),
-            (R.partition_key, filters.partition_key),
-        ):
+            params["after_time"] = parse_sortable_time(after[0])
+            params["after_job_id"] = str(after[1])
+            params["after_environment"] = str(after[2])
+        present = []
+        for name in _RUN_FILTER_COLUMNS:
+            value = getattr(filters, name)
             if value is not None:
-                query = query.where(column == value)
+                present.append(name)
+                params[f"f_{name}"] = value
         if filters.since is not None:
-            query = query.where(R.run_time >= filters.since)
+            params["since"] = filters.since
         if filters.until is not None:
-            query = query.where(R.run_time < filters.until)
-        query = query.order_by(R.run_time.desc(), R.job_id.desc(), R.environment.desc()).limit(limit + 1)
-        with self._db.read() as conn:
-            rows = conn.execute(query).all()
+            params["until"] = filters.until
+        query = _list_runs_query(
+            environment is not None,
+            after is not None,
+            tuple(present),
+            filters.since is not None,
+            filters.until is not None,
+            limit + 1,
+        )
+        rows = self._db.fetch(query, params)
         more = len(rows) > limit
         rows = rows[:limit]
         cursor = encode_cursor([sortable_time(rows[-1][1]), rows[-1][2], rows[-1][3]]) if more else None

@@ -1,15 +1,25 @@
 """Engines and transactions for the SQL backend: URL handling, SQLite pragmas, Postgres schema
-selection, and translation of driver errors into ``dq_stores.errors``.
+selection, connection health checks, the fast path for single statements, and translation of
+driver errors into ``dq_stores.errors``.
 
-This module knows about connections, not about artifacts.
+Two ways to run SQL: ``SqlEngine.read()`` / ``write()`` hand out a SQLAlchemy ``Connection`` (in a
+transaction) for multi-statement work; ``SqlEngine.fetch()`` / ``execute()`` run one
+``PreparedQuery`` - a Core statement compiled once per dialect - on the pooled DBAPI connection in
+autocommit, which is one round trip on Postgres and skips SQLAlchemy's per-call connection,
+transaction and result machinery. A single statement is atomic on its own, so the hot paths (get,
+put of a job run, one page of a listing) lose nothing by it.
+
+This module knows about connections and statements, not about artifacts.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +37,17 @@ from dq_stores.errors import (
 )
 from dq_stores.secrets import redact
 
-__all__ = ["SqlEngine", "create_sql_engine", "normalise_url"]
+__all__ = ["IDLE_PING_SECONDS", "PreparedQuery", "SqlEngine", "create_sql_engine", "normalise_url"]
 
 _SCHEMA_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+IDLE_PING_SECONDS = 1.0
+"""A pooled Postgres connection idle for longer than this is pinged before it is handed out."""
+
+# Engines built by ``create_sql_engine``: their connections are configured the way the fast path
+# expects (SQLite in driver autocommit; Postgres connections toggled per statement). An engine a
+# caller passes in may be configured otherwise, so it always takes the SQLAlchemy path.
+_CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def normalise_url(url: str) -> str:
@@ -45,7 +63,9 @@ def normalise_url(url: str) -> str:
 def create_sql_engine(
     url: str, *, schema: str | None = None, echo: bool = False, **engine_kwargs: Any
 ) -> Engine:
-    """An engine with pooling (``pool_pre_ping``) and the pragmas/options the stores rely on."""
+    """An engine with pooling, health checks of idle connections and the pragmas/options the
+    stores rely on.
+    """
     sa_url = make_url(normalise_url(url))
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
@@ -63,9 +83,10 @@ def create_sql_engine(
             connect_args["options"] = f"-csearch_path={schema}"
         engine_kwargs.setdefault("pool_size", 5)
         engine_kwargs.setdefault("max_overflow", 10)
-        return sa.create_engine(
-            sa_url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **engine_kwargs
-        )
+        engine = sa.create_engine(sa_url, echo=echo, connect_args=connect_args, **engine_kwargs)
+        _ping_idle_connections(engine)
+        _CONFIGURED.add(engine)
+        return engine
     raise InvalidArtifactError(f"unsupported SQL backend {backend!r} in {redact(url)}", field="url")
 
 
@@ -82,10 +103,10 @@ def _sqlite_engine(sa_url: sa.URL, *, echo: bool, **engine_kwargs: Any) -> Engin
     else:
         assert sa_url.database is not None
         Path(sa_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # No liveness ping: a SQLite connection is a file handle, it does not drop like a socket.
         engine = sa.create_engine(
             sa_url,
             echo=echo,
-            pool_pre_ping=True,
             connect_args={"check_same_thread": False, "timeout": 30},
             **engine_kwargs,
         )
@@ -108,11 +129,126 @@ def _sqlite_engine(sa_url: sa.URL, *, echo: bool, **engine_kwargs: Any) -> Engin
         immediate = conn.get_execution_options().get("dq_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    _CONFIGURED.add(engine)
     return engine
 
 
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling that costs nothing on a busy pool.
+
+    ``pool_pre_ping`` pings on every checkout: one extra round trip per call. Instead (SQLAlchemy's
+    documented checkout-event recipe) only a connection idle for more than ``IDLE_PING_SECONDS`` -
+    the ones a server restart, failover or idle timeout may have killed - is pinged; a failed ping
+    raises ``InvalidatePoolError``, so the pool drops it (and every connection older than it) and
+    hands out a fresh one. A connection that dies while in use fails that statement; reads on the
+    fast path then retry once on a fresh connection (``SqlEngine.fetch``).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["dq_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("dq_idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+            return
+        try:
+            # Autocommit for the ping: a bare SELECT would otherwise open a transaction.
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            try:
+                cursor = dbapi_conn.cursor()
+                try:
+                    cursor.execute("SELECT 1")
+                finally:
+                    cursor.close()
+            finally:
+                dbapi_conn.autocommit = autocommit
+        except Exception as exc:
+            raise sa_exc.InvalidatePoolError(
+                f"idle connection failed its ping: {type(exc).__name__}"
+            ) from exc
+
+
+class PreparedQuery:
+    """A Core statement compiled once per dialect, with its parameter order and type processing.
+
+    Parameters the statement leaves open are ``sa.bindparam(name)`` placeholders (give
+    ``type_=`` where the column type needs processing, e.g. timestamps); values bound at build
+    time (literals) are kept as defaults. ``compile`` goes through SQLAlchemy's public API only:
+    ``Compiled.string`` / ``positiontup`` / ``params`` and each type's bind and result processors.
+    """
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: sa.Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: sa.Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
+        return found
+
+
+class _Compiled:
+    __slots__ = ("defaults", "names", "positional", "processors", "result_processors", "sql")
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql: str = compiled.string
+        self.positional: bool = bool(compiled.positional)
+        params: dict[str, Any] = compiled.params
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else tuple(params)
+        self.defaults = {k: v for k, v in params.items() if v is not None}
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for name in self.names:
+            bind = compiled.binds.get(name)
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect) if bind is not None else None
+            if processor is not None:
+                self.processors[name] = processor
+        # What the statement returns: a SELECT's columns, an INSERT/UPDATE's RETURNING columns.
+        columns: Sequence[Any] = list(getattr(statement, "exported_columns", ()))
+        self.result_processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, column in enumerate(columns):
+            processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if processor is not None:
+                self.result_processors.append((i, processor))
+
+    def bind(self, params: Mapping[str, Any]) -> Any:
+        merged = {**self.defaults, **params} if self.defaults else params
+        processors = self.processors
+        if self.positional:
+            return tuple(processors[n](merged[n]) if n in processors else merged[n] for n in self.names)
+        if not processors:
+            return merged
+        return {n: processors[n](v) if n in processors else v for n, v in merged.items()}
+
+    def rows(self, raw: list[Any]) -> list[tuple[Any, ...]]:
+        if not self.result_processors:
+            return raw
+        out = []
+        for row in raw:
+            values = list(row)
+            for i, processor in self.result_processors:
+                values[i] = processor(values[i])
+            out.append(tuple(values))
+        return out
+
+
+class _Disconnected(Exception):
+    """A fast-path statement lost its connection (the pool has already dropped it)."""
+
+    def __init__(self, error: sa_exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SqlEngine:
-    """An engine plus the transaction helpers the stores use."""
+    """An engine plus the transaction helpers and the single-statement fast path the stores use."""
 
     def __init__(self, engine: Engine, *, owned: bool = True) -> None:
         self.engine = engine
@@ -123,6 +259,7 @@ class SqlEngine:
         # One shared connection (StaticPool) must not be used by two threads at once.
         self._lock: threading.RLock | None = threading.RLock() if memory else None
         self.url_for_messages = redact(engine.url.render_as_string(hide_password=True))
+        self.fast = engine in _CONFIGURED
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -137,6 +274,100 @@ class SqlEngine:
             with conn.begin():
                 yield conn
 
+    def fetch(self, query: PreparedQuery, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement; a connection found dropped is retried once."""
+        return self._run(query, params, read_only=True)
+
+    def execute(self, query: PreparedQuery, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """One data-changing statement as its own transaction; returns its ``RETURNING`` rows.
+
+        Never retried: after a dropped connection nobody knows whether the statement committed.
+        """
+        return self._run(query, params, read_only=False)
+
+    def _run(
+        self, query: PreparedQuery, params: Mapping[str, Any], *, read_only: bool
+    ) -> list[tuple[Any, ...]]:
+        if not self.fast:
+            with self.read() if read_only else self.write() as conn:
+                result = conn.execute(query.statement, dict(params))
+                return [tuple(row) for row in result.all()] if result.returns_rows else []
+        compiled = query.compiled(self.engine.dialect)
+        bound = compiled.bind(params)
+        with self._guard():
+            try:
+                return compiled.rows(self._on_dbapi(compiled.sql, bound))
+            except _Disconnected as lost:
+                if not read_only:
+                    raise self._translate_error(lost.error) from lost.error
+            # A read on a connection that died while pooled: once more, on a fresh connection.
+            try:
+                return compiled.rows(self._on_dbapi(compiled.sql, bound))
+            except _Disconnected as lost:
+                raise self._translate_error(lost.error) from lost.error
+
+    def _on_dbapi(self, sql: str, params: Any) -> list[Any]:
+        dialect = self.engine.dialect
+        try:
+            fairy = self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool hands out the driver's own error (a Connection would wrap it): wrap it
+            # the same way, so the caller sees BackendUnavailableError like everywhere else.
+            wrapped = sa_exc.DBAPIError.instance(
+                None,
+                None,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=dialect.is_disconnect(exc, None, None),
+                dialect=dialect,
+            )
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            raise self._translate_error(wrapped) from exc
+        except sa_exc.DBAPIError as exc:
+            raise self._translate_error(exc) from exc
+        except sa_exc.DisconnectionError as exc:  # every checkout attempt found a dead connection
+            raise BackendUnavailableError(f"database {self.url_for_messages} is unavailable: {exc}") from exc
+        dbapi_conn: Any = fairy.dbapi_connection
+        cursor = None
+        try:
+            if self.is_postgres:
+                # Autocommit: one round trip, no BEGIN before the statement nor ROLLBACK after.
+                dbapi_conn.autocommit = True
+            cursor = dbapi_conn.cursor()
+            cursor.execute(sql, params)
+            rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
+            return rows
+        except dialect.loaded_dbapi.Error as exc:
+            disconnected = dialect.is_disconnect(exc, dbapi_conn, cursor)
+            error = sa_exc.DBAPIError.instance(
+                sql,
+                params,
+                exc,
+                dialect.loaded_dbapi.Error,
+                # Parameters are documents and ids (possibly personal data): never in a message.
+                hide_parameters=True,
+                connection_invalidated=disconnected,
+                dialect=dialect,
+            )
+            assert isinstance(error, sa_exc.DBAPIError)  # a driver error always wraps as one
+            if disconnected:
+                # What a SQLAlchemy Connection does on a disconnect: drop this connection and
+                # mark every pooled one as old as it for reconnection (a server restart or
+                # network cut killed them all), so the retry and later calls meet none of them.
+                self.engine.pool._invalidate(fairy, exc)
+                raise _Disconnected(error) from exc
+            raise self._translate_error(error) from exc
+        finally:
+            if cursor is not None:
+                with suppress(Exception):  # the connection may be gone already
+                    cursor.close()
+            if self.is_postgres and fairy.is_valid:
+                try:
+                    dbapi_conn.autocommit = False
+                except Exception:  # a broken connection: keep it out of the pool
+                    fairy.invalidate()
+            fairy.close()
+
     def _guard(self) -> Any:
         return self._lock if self._lock is not None else nullcontext()
 
@@ -144,24 +375,25 @@ class SqlEngine:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except sa_exc.IntegrityError as exc:
-            raise ConflictError(
-                "a concurrent writer created or changed the same key first; read it again and retry"
-            ) from exc
-        except sa_exc.DataError as exc:
-            raise InvalidArtifactError(
-                f"the database refused a value: {_first_line(exc)}", field="<value>"
-            ) from exc
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            raise BackendUnavailableError(
-                f"database {self.url_for_messages} is unavailable: {_first_line(exc)}"
-            ) from exc
         except sa_exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise BackendUnavailableError(
-                    f"database {self.url_for_messages} connection lost: {_first_line(exc)}"
-                ) from exc
-            raise StoreError(f"database error: {_first_line(exc)}") from exc
+            raise self._translate_error(exc) from exc
+
+    def _translate_error(self, exc: sa_exc.DBAPIError) -> StoreError:
+        if isinstance(exc, sa_exc.IntegrityError):
+            return ConflictError(
+                "a concurrent writer created or changed the same key first; read it again and retry"
+            )
+        if isinstance(exc, sa_exc.DataError):
+            return InvalidArtifactError(f"the database refused a value: {_first_line(exc)}", field="<value>")
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return BackendUnavailableError(
+                f"database {self.url_for_messages} is unavailable: {_first_line(exc)}"
+            )
+        if exc.connection_invalidated:
+            return BackendUnavailableError(
+                f"database {self.url_for_messages} connection lost: {_first_line(exc)}"
+            )
+        return StoreError(f"database error: {_first_line(exc)}")
 
     def dispose(self) -> None:
         if self.owned:

@@ -1,0 +1,536 @@
+"""Opt-in PostgreSQL row-level security (RLS) for the SQL stores: the database itself keeps each
+transaction inside one tenant and environment.
+
+What lives here:
+
+* the SQL an operator runs once as the schema owner (``enable_row_level_security``): every store
+  table gets ``ENABLE`` + ``FORCE ROW LEVEL SECURITY`` and one policy, ``dq_scope``, that lets a
+  row be seen, changed or written only when its ``tenant`` and ``environment`` equal the
+  transaction's settings ``dq.tenant`` and ``dq.environment``; plus grants for an application
+  role (``create_app_role`` makes one: ``LOGIN``, not an owner, no ``SUPERUSER``/``BYPASSRLS``);
+* how the scope reaches each transaction: a context variable (``rls_scope(tenant, env)``) read by a
+  SQLAlchemy ``begin`` event (``install_scope_hook``) that runs
+  ``SELECT set_config('dq.tenant', :t, true), set_config('dq.environment', :e, true)`` -- the
+  bind-parameter form of ``SET LOCAL``, so the setting ends with the transaction and never leaks
+  to the next user of a pooled connection. No scope set means empty settings: the transaction sees
+  no row and may write none (fail closed);
+* RLS-aware stores (``open_rls_stores``): the SQL stores with every backend call run in the scope
+  it was made for, so the store's own queries are checked by the database too. A call inside an
+  application's ``rls_scope(...)`` block may only address that scope (``ScopeViolationError``
+  otherwise); a refusal by a policy is reported as ``ScopeViolationError``.
+
+Why per transaction (``SET LOCAL``) and not once per pooled connection (a session setting): a
+transaction-pooling proxy such as PgBouncer hands the server connection to another client between
+transactions, which would then inherit this client's scope. The price: in RLS mode every call runs
+in a SQLAlchemy transaction (the single-statement autocommit fast path of ``dq_stores.sql.engine``
+is switched off, since no ``begin`` event fires there), one extra statement per call.
+
+The environment ``*`` (never a valid environment id) in a read means "every environment of the
+tenant" (``JobRunStore.list_by_tenant(tenant)``); writes always need one concrete environment.
+
+What it protects against: a query that forgets its tenant filter, a bug that writes a row into the
+wrong scope, a reporting tool or ad-hoc SQL run through the application's connection. What it does
+not: anyone who can run arbitrary SQL as the application role can call ``set_config`` themselves;
+keep the role's credentials as secret as the data. Superusers and roles with ``BYPASSRLS`` are
+never subject to RLS, which is why ``open_rls_stores`` refuses to run as one.
+
+What must not live here: queries of the stores (``dq_stores.sql.backend``) or engine creation
+(``dq_stores.sql.engine``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from dq_stores.base import Revision, RunFilters, StoredDoc, VersionFilters
+from dq_stores.errors import InvalidArtifactError, ScopeViolationError, StoreError
+from dq_stores.kinds import ArtifactIndex, RunIndex
+from dq_stores.models import JobRun
+from dq_stores.registry import Stores
+from dq_stores.scope import Scope, validate_id
+from dq_stores.sql.backend import (
+    SqlActionProfileStore,
+    SqlContractStore,
+    SqlJobDefinitionStore,
+    SqlJobRunStore,
+    _SqlVersioned,
+    connect_sql,
+)
+from dq_stores.sql.engine import SqlEngine, create_sql_engine
+from dq_stores.sql.schema import metadata
+
+__all__ = [
+    "ALL_ENVIRONMENTS",
+    "ENVIRONMENT_SETTING",
+    "POLICY_NAME",
+    "TENANT_SETTING",
+    "RlsActionProfileStore",
+    "RlsContractStore",
+    "RlsJobDefinitionStore",
+    "RlsJobRunStore",
+    "RlsScope",
+    "check_row_level_security",
+    "create_app_role",
+    "current_rls_scope",
+    "disable_row_level_security",
+    "enable_row_level_security",
+    "install_scope_hook",
+    "open_rls_stores",
+    "rls_scope",
+]
+
+TENANT_SETTING = "dq.tenant"
+ENVIRONMENT_SETTING = "dq.environment"
+ALL_ENVIRONMENTS = "*"
+"""``dq.environment`` value that lets a read see every environment of the tenant (no write)."""
+POLICY_NAME = "dq_scope"
+
+_ROLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_HOOKED = "_dq_rls_scope_hook"
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+# current_setting(..., true) is NULL when the setting was never set in the session and '' after a
+# transaction that set it ended: neither equals a valid id, so an unscoped transaction sees nothing.
+_TENANT = f"current_setting('{TENANT_SETTING}', true)"
+_ENVIRONMENT = f"current_setting('{ENVIRONMENT_SETTING}', true)"
+_USING = f"(tenant = {_TENANT} AND (environment = {_ENVIRONMENT} OR {_ENVIRONMENT} = '{ALL_ENVIRONMENTS}'))"
+_WITH_CHECK = f"(tenant = {_TENANT} AND environment = {_ENVIRONMENT} AND environment <> '{ALL_ENVIRONMENTS}')"
+
+
+# -- the scope of the current transaction --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RlsScope:
+    """A tenant and an environment (``None``: every environment of the tenant, reads only)."""
+
+    tenant: str
+    environment: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_id(self.tenant, "tenant")
+        if self.environment is not None:
+            validate_id(self.environment, "environment")
+
+    def allows(self, tenant: str, environment: str | None) -> bool:
+        """Whether a call for ``tenant``/``environment`` stays inside this scope."""
+        return tenant == self.tenant and (self.environment is None or environment == self.environment)
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.environment or ALL_ENVIRONMENTS}"
+
+
+_CURRENT: contextvars.ContextVar[RlsScope | None] = contextvars.ContextVar("dq_rls_scope", default=None)
+
+
+def current_rls_scope() -> RlsScope | None:
+    """The scope transactions begun now in this thread / task are restricted to, if any."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def rls_scope(tenant: str, environment: str | None) -> Iterator[RlsScope]:
+    """Restrict every transaction begun inside the block (on an engine with the scope hook) to
+    ``tenant`` and ``environment`` (``None``: read every environment of the tenant).
+
+    Blocks nest only inward: an inner block must stay inside the outer scope, else
+    ``ScopeViolationError``. Context-local (``contextvars``): other threads and tasks are not
+    affected.
+    """
+    scope = RlsScope(tenant, environment)
+    outer = _CURRENT.get()
+    if outer is not None and not outer.allows(scope.tenant, scope.environment):
+        raise ScopeViolationError(f"scope {scope} is outside the row-level security scope {outer} in force")
+    token = _CURRENT.set(scope)
+    try:
+        yield scope
+    finally:
+        _CURRENT.reset(token)
+
+
+def _on_begin(conn: Connection) -> None:
+    scope = _CURRENT.get()
+    if scope is None:
+        tenant, environment = "", ""
+    else:
+        tenant, environment = scope.tenant, scope.environment or ALL_ENVIRONMENTS
+    # set_config(..., true) is SET LOCAL with bind parameters: it ends with this transaction.
+    conn.exec_driver_sql(
+        "SELECT set_config(%(tk)s, %(t)s, true), set_config(%(ek)s, %(e)s, true)",
+        {"tk": TENANT_SETTING, "t": tenant, "ek": ENVIRONMENT_SETTING, "e": environment},
+    )
+
+
+def install_scope_hook(engine: Engine) -> Engine:
+    """Make every transaction on ``engine`` (a Postgres engine) set the current ``rls_scope``;
+    idempotent. Returns the engine.
+    """
+    if engine.dialect.name != "postgresql":
+        raise InvalidArtifactError(
+            f"row-level security needs PostgreSQL, not {engine.dialect.name}", field="url"
+        )
+    if not getattr(engine, _HOOKED, False):
+        event.listen(engine, "begin", _on_begin)
+        setattr(engine, _HOOKED, True)
+    return engine
+
+
+# -- setting RLS up (run as the schema owner) ----------------------------------------------------
+
+
+def _role(name: str) -> str:
+    if not isinstance(name, str) or _ROLE_RE.fullmatch(name) is None:
+        raise InvalidArtifactError(
+            f"role name {str(name)[:70]!r} must be 1-63 lowercase letters, digits or '_'", field="app_role"
+        )
+    return name
+
+
+def _quote(conn: Connection, identifier: str) -> str:
+    return conn.dialect.identifier_preparer.quote(identifier)
+
+
+def _scoped_tables() -> list[sa.Table]:
+    tables = list(metadata.sorted_tables)
+    for table in tables:
+        # A future table without scope columns must be looked at, not silently left unprotected.
+        if "tenant" not in table.c or "environment" not in table.c:
+            raise StoreError(f"table {table.name} has no tenant/environment columns; RLS cannot scope it")
+    return tables
+
+
+def create_app_role(engine: Engine, role: str, *, password: str | None = None) -> None:
+    r"""Create the application's login role: not a superuser, no ``BYPASSRLS``, owns nothing.
+
+    ``password`` never leaves this process: libpq turns it into a SCRAM-SHA-256 verifier here (as
+    ``psql``'s ``\\password`` does), and only the verifier is sent, so no server log, statement
+    log or error message can hold the password. Needs a role that may ``CREATE ROLE``.
+    """
+    name = _role(role)
+    failure: str | None = None
+    with engine.begin() as conn:
+        verifier = _scram_verifier(conn, name, password) if password is not None else None
+        statement = conn.execute(
+            sa.text(
+                "SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                "NOINHERIT', CAST(:role AS text)) || CASE WHEN CAST(:verifier AS text) IS NULL THEN '' "
+                "ELSE format(' PASSWORD %L', CAST(:verifier AS text)) END"
+            ),
+            {"role": name, "verifier": verifier},
+        ).scalar_one()
+        try:
+            conn.exec_driver_sql(statement.replace("%", "%%"))  # the driver reads '%' as a placeholder
+        except sa_exc.DBAPIError as exc:
+            # The driver error quotes the statement (with the verifier): keep only the reason, and
+            # raise outside this block so that no __context__ carries the statement either.
+            failure = _reason(exc)
+    if failure is not None:
+        raise StoreError(f"could not create role {name}: {failure}")
+
+
+def _scram_verifier(conn: Connection, role: str, password: str) -> str:
+    driver = conn.connection.driver_connection
+    pgconn = getattr(driver, "pgconn", None)
+    if pgconn is None:
+        raise InvalidArtifactError("a role password needs the psycopg 3 driver", field="password")
+    verifier: bytes = pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return verifier.decode("ascii")
+
+
+def _reason(exc: sa_exc.DBAPIError) -> str:
+    text = str(exc.orig).strip() if exc.orig is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def enable_row_level_security(engine: Engine, *, app_role: str | None = None) -> None:
+    """Turn RLS on for every store table in the engine's schema (its ``search_path``), as the
+    schema owner; grant ``app_role`` (if given) what the stores need and nothing more.
+
+    Idempotent: run it again after ``dq-stores db upgrade`` so new tables are covered too.
+    """
+    role = _role(app_role) if app_role is not None else None
+    with engine.begin() as conn:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+        if schema is None:
+            raise StoreError("no current schema: the search_path names no existing schema")
+        for table in _scoped_tables():
+            name = _quote(conn, table.name)
+            conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
+            # FORCE: the policy binds the table owner too (superusers still bypass it).
+            conn.exec_driver_sql(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY")
+            conn.exec_driver_sql(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {name}")
+            conn.exec_driver_sql(
+                f"CREATE POLICY {POLICY_NAME} ON {name} AS PERMISSIVE FOR ALL TO PUBLIC "
+                f"USING {_USING} WITH CHECK {_WITH_CHECK}".replace("%", "%%")
+            )
+            if role is not None:
+                conn.exec_driver_sql(
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {_quote(conn, role)}"
+                )
+        if role is not None:
+            quoted = _quote(conn, role)
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_quote(conn, schema)} TO {quoted}")
+            # The stores read the schema revision when they open; they never change it.
+            conn.exec_driver_sql(f"GRANT SELECT ON alembic_version TO {quoted}")
+
+
+def disable_row_level_security(engine: Engine) -> None:
+    """Drop the policies and turn RLS off again (as the schema owner)."""
+    with engine.begin() as conn:
+        for table in _scoped_tables():
+            name = _quote(conn, table.name)
+            conn.exec_driver_sql(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {name}")
+            conn.exec_driver_sql(f"ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY")
+            conn.exec_driver_sql(f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY")
+
+
+def check_row_level_security(engine: Engine) -> list[str]:
+    """Why RLS would not hold for this engine's role and schema; empty when it holds.
+
+    It holds when the connected role is not a superuser, has no ``BYPASSRLS``, owns none of the
+    store tables, and every table has RLS enabled and forced with the ``dq_scope`` policy.
+    """
+    problems: list[str] = []
+    with engine.connect() as conn:
+        role = conn.execute(
+            sa.text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        if role.rolsuper:
+            problems.append(f"role {role.rolname} is a superuser (superusers bypass row-level security)")
+        if role.rolbypassrls:
+            problems.append(f"role {role.rolname} has BYPASSRLS")
+        for table in _scoped_tables():
+            row = conn.execute(
+                sa.text(
+                    "SELECT c.relrowsecurity, c.relforcerowsecurity, "
+                    "pg_has_role(current_user, c.relowner, 'USAGE') AS owns, "
+                    "EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = :policy) "
+                    "AS has_policy "
+                    "FROM pg_class c WHERE c.oid = to_regclass(:table)"
+                ),
+                {"table": table.name, "policy": POLICY_NAME},
+            ).first()
+            if row is None:
+                problems.append(f"table {table.name} is missing (or not visible to role {role.rolname})")
+                continue
+            if not (row.relrowsecurity and row.relforcerowsecurity):
+                problems.append(f"table {table.name} does not have row-level security enabled and forced")
+            if not row.has_policy:
+                problems.append(f"table {table.name} has no {POLICY_NAME} policy")
+            if row.owns:
+                problems.append(f"role {role.rolname} owns (or is a member of the owner of) {table.name}")
+    return problems
+
+
+# -- the stores ------------------------------------------------------------------------------------
+
+
+def _is_policy_refusal(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if not isinstance(cause, sa_exc.DBAPIError):
+        return False
+    return getattr(cause.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE and "row-level security" in str(
+        cause.orig
+    )
+
+
+@contextmanager
+def _call_scope(tenant: str, environment: str | None) -> Iterator[None]:
+    """Run one backend call in its own scope (inside the application's, if one is in force)."""
+    try:
+        with rls_scope(tenant, environment):
+            yield
+    except StoreError as exc:
+        if not isinstance(exc, ScopeViolationError) and _is_policy_refusal(exc):
+            where = f"{tenant}/{environment or ALL_ENVIRONMENTS}"
+            raise ScopeViolationError(
+                f"the database's row-level security refused a write outside scope {where}"
+            ) from exc
+        raise
+
+
+class _RlsVersioned(_SqlVersioned):
+    def _put(
+        self,
+        scope: Scope,
+        index: ArtifactIndex,
+        document: bytes,
+        content_hash: str,
+        *,
+        if_match: str | None,
+        create_only: bool,
+    ) -> str:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._put(
+                scope, index, document, content_hash, if_match=if_match, create_only=create_only
+            )
+
+    def _get(self, scope: Scope, artifact_id: str, version: str | None) -> StoredDoc | None:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._get(scope, artifact_id, version)
+
+    def _list(
+        self, scope: Scope, limit: int, after: builtins.list[Any] | None, filters: VersionFilters
+    ) -> tuple[builtins.list[bytes | str], str | None]:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._list(scope, limit, after, filters)
+
+    def _delete(self, scope: Scope, artifact_id: str, version: str | None, if_match: str | None) -> bool:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._delete(scope, artifact_id, version, if_match)
+
+    def _history(self, scope: Scope, artifact_id: str, version: str) -> builtins.list[Revision]:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._history(scope, artifact_id, version)
+
+    def _get_revision(
+        self, scope: Scope, artifact_id: str, version: str, revision: int
+    ) -> bytes | str | None:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._get_revision(scope, artifact_id, version, revision)
+
+
+class RlsContractStore(_RlsVersioned, SqlContractStore):
+    """``SqlContractStore`` whose every transaction is restricted to the call's scope."""
+
+    def _get_latest_for_dataset(self, scope: Scope, dataset_type: str) -> StoredDoc | None:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._get_latest_for_dataset(scope, dataset_type)
+
+
+class RlsJobDefinitionStore(_RlsVersioned, SqlJobDefinitionStore):
+    """``SqlJobDefinitionStore`` whose every transaction is restricted to the call's scope."""
+
+
+class RlsActionProfileStore(_RlsVersioned, SqlActionProfileStore):
+    """``SqlActionProfileStore`` whose every transaction is restricted to the call's scope."""
+
+
+class RlsJobRunStore(SqlJobRunStore):
+    """``SqlJobRunStore`` whose every transaction is restricted to the call's scope.
+
+    ``put_many`` of runs from several scopes writes one transaction per scope (a transaction has
+    one scope), in the order the scopes first appear.
+    """
+
+    def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
+        with _call_scope(scope.tenant, scope.environment):
+            super()._put_inline(scope, job_id, body, sha256, content_type)
+
+    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._get_inline(scope, job_id)
+
+    def _delete_inline(self, scope: Scope, job_id: str) -> None:
+        with _call_scope(scope.tenant, scope.environment):
+            super()._delete_inline(scope, job_id)
+
+    def _put_run(
+        self,
+        scope: Scope,
+        index: RunIndex,
+        document: bytes,
+        content_hash: str,
+        *,
+        if_match: str | None,
+        create_only: bool,
+    ) -> str:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._put_run(
+                scope, index, document, content_hash, if_match=if_match, create_only=create_only
+            )
+
+    def _get_run(self, scope: Scope, job_id: str) -> StoredDoc | None:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._get_run(scope, job_id)
+
+    def _list_runs(
+        self,
+        tenant: str,
+        environment: str | None,
+        limit: int,
+        after: builtins.list[Any] | None,
+        filters: RunFilters,
+    ) -> tuple[builtins.list[bytes | str], str | None]:
+        with _call_scope(tenant, environment):
+            return super()._list_runs(tenant, environment, limit, after, filters)
+
+    def _delete_run(self, scope: Scope, job_id: str, if_match: str | None) -> bool:
+        with _call_scope(scope.tenant, scope.environment):
+            return super()._delete_run(scope, job_id, if_match)
+
+    def put_many(self, runs: Sequence[JobRun]) -> builtins.list[str]:
+        groups: dict[Scope, list[int]] = {}
+        models = [self._coerce(run) for run in runs]
+        for i, model in enumerate(models):
+            groups.setdefault(Scope(model.tenant_id, model.environment), []).append(i)
+        etags: list[str] = [""] * len(models)
+        for scope, positions in groups.items():
+            with _call_scope(scope.tenant, scope.environment):
+                written = super().put_many([models[i] for i in positions])
+            for i, etag in zip(positions, written, strict=True):
+                etags[i] = etag
+        return etags
+
+
+def open_rls_stores(
+    url: str,
+    *,
+    schema: str | None = None,
+    results_url: str | None = None,
+    offload_threshold: int | None = None,
+    results_options: dict[str, Any] | None = None,
+    verify: bool = True,
+    **engine_kwargs: Any,
+) -> Stores:
+    """The four SQL stores on PostgreSQL with every transaction restricted to its call's scope.
+
+    ``url`` should name the application role (see ``create_app_role``); with ``verify`` (the
+    default) opening fails with ``StoreError`` unless ``check_row_level_security`` finds nothing
+    wrong, so the mode can never silently run unprotected (as a superuser, or before
+    ``enable_row_level_security`` ran).
+    """
+    from dq_stores.payloads import open_payload_store
+    from dq_stores.secrets import redact
+
+    engine = install_scope_hook(create_sql_engine(url, schema=schema, **engine_kwargs))
+    try:
+        db: SqlEngine = connect_sql(engine, auto_upgrade=False)
+        # The single-statement fast path runs on the raw driver connection in autocommit, where no
+        # SQLAlchemy "begin" event fires, so no scope would be set (every call would see nothing):
+        # in RLS mode every statement goes through a SQLAlchemy transaction.
+        db.fast = False
+        if verify:
+            with db._translate():
+                problems = check_row_level_security(engine)
+            if problems:
+                raise StoreError(
+                    f"row-level security does not hold for {db.url_for_messages}: " + "; ".join(problems)
+                )
+        payloads = open_payload_store(results_url, **(results_options or {})) if results_url else None
+    except BaseException:
+        engine.dispose()
+        raise
+    stores = Stores(
+        contracts=RlsContractStore(db),
+        job_definitions=RlsJobDefinitionStore(db),
+        action_profiles=RlsActionProfileStore(db),
+        job_runs=RlsJobRunStore(db),
+        url=redact(url),
+    )
+    stores.job_runs.configure_results(payloads, offload_threshold)
+    stores._closers.append(engine.dispose)
+    if payloads is not None:
+        stores._closers.append(payloads.close)
+    return stores
