@@ -872,9 +872,12 @@ class JobRunStore(Store[JobRun]):
                 result_type=result_type,
             )
         old = self._attach_result(scope, job_id, ref)
+        # Only now that the record points at the new result may the old one go.
         if old is not None and old.location == "external" and old.uri != ref.uri:
             self._drop_payload(old)
-        elif old is not None and old.location == "inline" and ref.location != "inline":
+        if ref.location == "inline":
+            self._delete_inline(scope, job_id, keep=ref.sha256)
+        elif old is not None and old.location == "inline":
             self._delete_inline(scope, job_id)
         return ref
 
@@ -916,7 +919,7 @@ class JobRunStore(Store[JobRun]):
         digest = hashlib.sha256()
         size = 0
         if ref.location == "inline":
-            body = self._get_inline(scope, run.job_id)
+            body = self._get_inline(scope, run.job_id, ref.sha256)
             if body is None:
                 raise NotFoundError(f"inline result of job run {job_id} in {scope} is missing")
             chunks: Iterable[bytes] = (body,)
@@ -1023,11 +1026,13 @@ class JobRunStore(Store[JobRun]):
     def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} keeps no inline results")
 
-    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+    def _get_inline(self, scope: Scope, job_id: str, sha256: str) -> bytes | None:
         raise NotImplementedError(f"{type(self).__name__} keeps no inline results")
 
-    def _delete_inline(self, scope: Scope, job_id: str) -> None:
-        """Remove an inline result (no-op for backends without inline results)."""
+    def _delete_inline(self, scope: Scope, job_id: str, keep: str | None = None) -> None:
+        """Remove a run's inline result bodies, except the one whose sha256 is ``keep`` (no-op for
+        backends without inline results).
+        """
 
     # backend primitives -----------------------------------------------------------------------
     @abstractmethod

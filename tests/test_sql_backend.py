@@ -139,7 +139,7 @@ def test_small_results_inline_large_ones_offloaded_and_verified(tmp_path: Path) 
         runs = stores.job_runs
         runs.put(JobRun(job_id="j", tenant_id="t", environment="e", job_type="validation"))
         small = ValidationReport(status="passed", row_count=3, pass_rate=1.0)
-        ref = runs.put_result("t", "e", "j", small)
+        ref = small_ref = runs.put_result("t", "e", "j", small)
         assert ref.location == "inline"
         assert ref.result_type == "validation"
         assert runs.get_result_model("t", "e", "j") == small
@@ -151,7 +151,7 @@ def test_small_results_inline_large_ones_offloaded_and_verified(tmp_path: Path) 
         assert ref.uri.startswith((tmp_path / "results").as_uri())
         assert runs.get_result("t", "e", "j") == big
         # The inline row of the replaced result is gone, and nothing is orphaned.
-        assert runs._get_inline(Scope("t", "e"), "j") is None
+        assert runs._get_inline(Scope("t", "e"), "j", small_ref.sha256) is None
         assert runs.gc_payloads(older_than=dt.timedelta(0)) == []
 
         Path(ref.uri.removeprefix("file://")).write_bytes(b"X" * len(big))

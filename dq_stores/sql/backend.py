@@ -266,6 +266,7 @@ _GET_INLINE = PreparedQuery(
         job_run_results.c.tenant == _param("tenant", job_run_results.c.tenant),
         job_run_results.c.environment == _param("environment", job_run_results.c.environment),
         job_run_results.c.job_id == _param("job_id", job_run_results.c.job_id),
+        job_run_results.c.sha256 == _param("sha256", job_run_results.c.sha256),
     )
 )
 _DELETE_INLINE = PreparedQuery(
@@ -273,20 +274,18 @@ _DELETE_INLINE = PreparedQuery(
         job_run_results.c.tenant == _param("key_tenant", job_run_results.c.tenant),
         job_run_results.c.environment == _param("key_environment", job_run_results.c.environment),
         job_run_results.c.job_id == _param("key_job_id", job_run_results.c.job_id),
+        job_run_results.c.sha256 != _param("key_keep", job_run_results.c.sha256),
     )
 )
 
 
 @functools.cache
 def _put_inline_query(postgres: bool) -> PreparedQuery:
-    """Insert or replace a run's inline result."""
+    """Insert a run's inline result body (keyed by its sha256: the same body twice is one row)."""
     insert = postgresql.insert(job_run_results) if postgres else sqlite.insert(job_run_results)
     stmt = insert.values({c: _param(f"new_{c}", job_run_results.c[c]) for c in _RESULT_COLUMNS})
     return PreparedQuery(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant", "environment", "job_id"],
-            set_={c: stmt.excluded[c] for c in _RESULT_COLUMNS[3:]},
-        )
+        stmt.on_conflict_do_nothing(index_elements=["tenant", "environment", "job_id", "sha256"])
     )
 
 
@@ -670,16 +669,22 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
             },
         )
 
-    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+    def _get_inline(self, scope: Scope, job_id: str, sha256: str) -> bytes | None:
         rows = self._db.fetch(
-            _GET_INLINE, {"tenant": scope.tenant, "environment": scope.environment, "job_id": job_id}
+            _GET_INLINE,
+            {"tenant": scope.tenant, "environment": scope.environment, "job_id": job_id, "sha256": sha256},
         )
         return bytes(rows[0][0]) if rows else None
 
-    def _delete_inline(self, scope: Scope, job_id: str) -> None:
+    def _delete_inline(self, scope: Scope, job_id: str, keep: str | None = None) -> None:
         self._db.execute(
             _DELETE_INLINE,
-            {"key_tenant": scope.tenant, "key_environment": scope.environment, "key_job_id": job_id},
+            {
+                "key_tenant": scope.tenant,
+                "key_environment": scope.environment,
+                "key_job_id": job_id,
+                "key_keep": keep or "",
+            },
         )
 
     def _run_values(

@@ -116,10 +116,12 @@ def _sqlite_engine(sa_url: sa.URL, *, echo: bool, **engine_kwargs: Any) -> Engin
         # We issue BEGIN ourselves (below) so that writes take the lock up front.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # busy_timeout first: switching a fresh file to WAL needs the write lock, and another
+        # process may be holding it right now.
+        cur.execute("PRAGMA busy_timeout=30000")
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -73,20 +73,31 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     with engine.connect() as conn:
         if current_revision(conn) == head:
             return
-    with engine.begin() as conn:
-        _lock(conn)
-        if _is_empty(conn):
-            _create_current(conn)
-            return
-        current = _refuse_unknown(conn)
-        if current == head:
-            return
-        if not auto_upgrade:
-            raise SchemaVersionError(
-                f"database schema is at revision {current or '<none>'}, this dq-stores needs {head}; "
-                "run `dq-stores db upgrade --url URL` first"
-            )
-        command.upgrade(_config(conn), "head")
+    with engine.connect() as conn:
+        # On SQLite this makes the transaction BEGIN IMMEDIATE (see sql.engine): processes opening
+        # the same fresh file at once queue for the write lock instead of failing with "database
+        # is locked" when a read transaction tries to upgrade. Postgres uses the advisory lock.
+        conn.execution_options(dq_write=True)
+        with conn.begin():
+            _ensure_in_transaction(conn, head, auto_upgrade=auto_upgrade)
+
+
+def _ensure_in_transaction(conn: Connection, head: str, *, auto_upgrade: bool) -> None:
+    _lock(conn)
+    if current_revision(conn) == head:
+        return  # another process created or upgraded it while we waited for the lock
+    if _is_empty(conn):
+        _create_current(conn)
+        return
+    current = _refuse_unknown(conn)
+    if current == head:
+        return
+    if not auto_upgrade:
+        raise SchemaVersionError(
+            f"database schema is at revision {current or '<none>'}, this dq-stores needs {head}; "
+            "run `dq-stores db upgrade --url URL` first"
+        )
+    command.upgrade(_config(conn), "head")
 
 
 def _lock(conn: Connection) -> None:

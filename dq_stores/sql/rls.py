@@ -428,13 +428,13 @@ class RlsJobRunStore(SqlJobRunStore):
         with _call_scope(scope.tenant, scope.environment):
             super()._put_inline(scope, job_id, body, sha256, content_type)
 
-    def _get_inline(self, scope: Scope, job_id: str) -> bytes | None:
+    def _get_inline(self, scope: Scope, job_id: str, sha256: str) -> bytes | None:
         with _call_scope(scope.tenant, scope.environment):
-            return super()._get_inline(scope, job_id)
+            return super()._get_inline(scope, job_id, sha256)
 
-    def _delete_inline(self, scope: Scope, job_id: str) -> None:
+    def _delete_inline(self, scope: Scope, job_id: str, keep: str | None = None) -> None:
         with _call_scope(scope.tenant, scope.environment):
-            super()._delete_inline(scope, job_id)
+            super()._delete_inline(scope, job_id, keep)
 
     def _put_run(
         self,

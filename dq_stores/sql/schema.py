@@ -202,7 +202,9 @@ job_run_results = sa.Table(
     sa.Column("tenant", _key(), primary_key=True),
     sa.Column("environment", _key(), primary_key=True),
     sa.Column("job_id", _key(), primary_key=True),
-    sa.Column("sha256", sa.String(64), nullable=False),
+    # Part of the key: a new body is written beside the old one, the run record is switched to it,
+    # and only then is the old body removed, so a crash in between never loses the readable result.
+    sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("size_bytes", sa.BigInteger(), nullable=False),
     sa.Column("content_type", sa.String(255), nullable=False),
     sa.Column("body", sa.LargeBinary(), nullable=False),

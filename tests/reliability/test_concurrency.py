@@ -69,11 +69,6 @@ def test_sixteen_processes_lose_no_if_match_update(location: Location) -> None:
     assert final.status == "running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dq_stores/sql/migrate.ensure_schema opens a deferred transaction on SQLite: processes "
-    "creating the same fresh store at once fail with 'database is locked' (reported to the lead)",
-)
 def test_processes_creating_one_fresh_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
     """Six processes open the same not-yet-existing SQLite store at the same instant (a Dagster
     multiprocess run on a fresh machine), ten times: every one of them gets a working store."""

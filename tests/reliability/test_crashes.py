@@ -211,11 +211,6 @@ def test_sigkill_mid_write_leaves_old_or_new_never_partial(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQL inline results: _put_inline replaces the body in its own transaction before the "
-    "record is updated (dq_stores/sql/backend.py); reported to the lead",
-)
 def test_failed_inline_result_replacement_keeps_the_old_result_readable(tmp_path: Path) -> None:
     """``put_result`` replacing a small (inline) SQL result must be all or nothing: when the run
     record cannot be updated (here a trigger makes the database refuse it, as a crash between the

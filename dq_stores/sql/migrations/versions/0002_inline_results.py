@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(255), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("recorded_at", UtcDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant", "environment", "job_id", name="pk_dq_job_run_results"),
+        sa.PrimaryKeyConstraint("tenant", "environment", "job_id", "sha256", name="pk_dq_job_run_results"),
     )
 
 
