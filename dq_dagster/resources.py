@@ -211,6 +211,15 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         ),
     )
 
+    row_level_security: bool = Field(
+        default=False,
+        description=(
+            "Postgres only: open the stores in row-level-security mode (the url must name the "
+            "application role set up by `dq-stores db enable-rls`); the database itself then "
+            "restricts every transaction to its tenant and environment."
+        ),
+    )
+
     _stores: Stores | None = PrivateAttr(default=None)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -258,6 +267,8 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         options: dict[str, Any] = {}
         if self.schema_ is not None:
             options["schema"] = self.schema_
+        if self.row_level_security:
+            options["row_level_security"] = True
         with ExitStack() as stack:
             blob_options = self._blob_options(stack)
             metadata_on_blob = url.startswith("azure-blob://")

@@ -337,6 +337,46 @@ def db_upgrade(settings: Settings, url: str | None, schema: str | None) -> None:
         settings.say(f"{where}: upgraded from {before or 'an empty database'} to revision {after}")
 
 
+@db.command("enable-rls", short_help="Turn on Postgres row-level security for a store.")
+@url_option
+@click.option("--schema", metavar="NAME", default=None, help="PostgreSQL schema.")
+@click.option(
+    "--app-role", metavar="ROLE", required=True, help="The non-owner role the application connects as."
+)
+@click.option(
+    "--create-role",
+    is_flag=True,
+    help="Create the role first (LOGIN, no BYPASSRLS); its password comes from DQ_APP_ROLE_PASSWORD.",
+)
+@pass_settings
+def db_enable_rls(
+    settings: Settings, url: str | None, schema: str | None, app_role: str, create_role: bool
+) -> None:
+    """Enable and force row-level security on every store table (run as the tables' owner).
+
+    Afterwards the application connects as APP_ROLE and opens the stores with
+    row_level_security=True: each transaction then sees and writes only its own tenant and
+    environment, enforced by PostgreSQL itself.
+    """
+    import os
+
+    from dq_stores.sql.engine import create_sql_engine
+    from dq_stores.sql.rls import create_app_role, enable_row_level_security
+
+    resolved = _sql_url(settings, url)
+    schema = _schema_name(resolved, schema or settings.schema)
+    engine = create_sql_engine(resolved, schema=schema)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise click.UsageError("row-level security needs a PostgreSQL store")
+        if create_role:
+            create_app_role(engine, app_role, password=os.environ.get("DQ_APP_ROLE_PASSWORD"))
+        enable_row_level_security(engine, app_role=app_role)
+    finally:
+        engine.dispose()
+    settings.say(f"{redact(resolved)}: row-level security on; connect the application as {app_role}")
+
+
 @db.command("current", short_help="Show the schema revision.")
 @url_option
 @click.option("--schema", metavar="NAME", default=None, help="PostgreSQL schema.")

@@ -940,15 +940,30 @@ def open_sql_stores(
     results_url: str | None = None,
     offload_threshold: int | None = None,
     results_options: dict[str, Any] | None = None,
+    row_level_security: bool = False,
     **options: Any,
 ) -> Stores:
     """The four SQL stores on one shared engine (``memory://``, ``sqlite:///``, ``postgresql...``).
 
     Large results go to ``results_url``; for an embedded SQLite file the default is the folder
     ``results/`` beside the database file (the embedded default: SQLite + local files).
+    ``row_level_security=True`` (Postgres) opens the stores of ``dq_stores.sql.rls``: every
+    transaction is restricted to its call's scope by the database's own policies.
     """
     from dq_stores.payloads import open_payload_store
     from dq_stores.secrets import redact
+
+    if row_level_security:
+        from dq_stores.sql.rls import open_rls_stores
+
+        return open_rls_stores(
+            url,
+            schema=schema,
+            results_url=results_url,
+            offload_threshold=offload_threshold,
+            results_options=results_options,
+            **options,
+        )
 
     db = connect_sql(url, schema=schema, **options)
     if (

@@ -340,9 +340,44 @@ class TestRlsStoresConformance(StoreConformance):
 
     @pytest.fixture(scope="class")
     def class_stores(self, class_db: RlsDatabase) -> Iterator[Stores]:
-        with open_rls_stores(class_db.app_url, schema=class_db.schema) as stores:
+        # Through the public entry point: open_stores(..., row_level_security=True).
+        with open_stores(class_db.app_url, schema=class_db.schema, row_level_security=True) as stores:
+            assert type(stores.job_runs).__name__ == "RlsJobRunStore"
             yield stores
+
+    @pytest.fixture
+    def stores_location(self, class_db: RlsDatabase) -> tuple[str, dict[str, Any]]:
+        return class_db.app_url, {"schema": class_db.schema, "row_level_security": True}
 
     @pytest.fixture
     def stores(self, class_stores: Stores) -> Stores:
         return class_stores
+
+
+def test_cli_enable_rls_creates_the_role_and_the_policies(
+    pg_url: str, make_pg_schema: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from dq_stores.cli import cli
+
+    schema = make_pg_schema()
+    role = f"dqapp_{uuid.uuid4().hex[:12]}"
+    owner = create_sql_engine(pg_url, schema=schema)
+    try:
+        upgrade(owner)
+        monkeypatch.setenv("DQ_APP_ROLE_PASSWORD", "app-Pa55-word")
+        result = CliRunner().invoke(
+            cli,
+            ["db", "enable-rls", "--url", pg_url, "--schema", schema, "--app-role", role, "--create-role"],
+        )
+        assert result.exit_code == 0, result.output
+        assert "row-level security on" in result.output
+        assert "app-Pa55-word" not in result.output
+        app_url = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        assert check_row_level_security(create_sql_engine(app_url, schema=schema)) == []
+    finally:
+        owner.dispose()
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        _drop_role(role)
