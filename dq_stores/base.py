@@ -856,13 +856,15 @@ class JobRunStore(Store[JobRun]):
                     "this result must be offloaded but no results location is configured; "
                     "open the stores with results_url=..."
                 )
+            known: str | None = None
             if isinstance(data, bytes):
-                key = result_key(scope, job_id, sha256_hex(data), content_type)
+                known = sha256_hex(data)
+                key = result_key(scope, job_id, known, content_type)
             else:
                 import uuid
 
                 key = result_key(scope, job_id, uuid.uuid4().hex, content_type)
-            info = self.payloads.write(key, data, content_type=content_type)
+            info = self.payloads.write(key, data, content_type=content_type, sha256=known)
             ref = ResultRef(
                 location="external",
                 uri=info.uri,

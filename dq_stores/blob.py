@@ -104,7 +104,7 @@ from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArti
 from dq_stores.kinds import ArtifactIndex, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import check_transition
-from dq_stores.payloads import CHUNK_SIZE, PayloadInfo, PayloadListing, PayloadStore, iter_chunks
+from dq_stores.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
 from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
@@ -1163,6 +1163,14 @@ class AzureBlobJobRunStore(_BlobStore, JobRunStore):
 # -- result payloads ------------------------------------------------------------------------------
 
 
+_SINGLE_PUT_LIMIT = 64 * 1024 * 1024
+"""Bytes up to this size go in one Put Blob (the service allows 5,000 MiB; the SDK's default is 64)."""
+_READ_RANGE = 8 * 1024 * 1024
+"""Bytes per ranged read; two are held at a time (the current one and the one downloading)."""
+_STAGE_WINDOW = 4
+"""Blocks staged in parallel (each CHUNK_SIZE): bounds memory for streams and keeps the link busy."""
+
+
 class BlobPayloadStore(PayloadStore):
     """Result payloads as block blobs under the connection's prefix: staged in chunks while
     hashing, then committed in one request, so a payload is complete or absent. URIs are the
@@ -1212,31 +1220,43 @@ class BlobPayloadStore(PayloadStore):
             raise InvalidArtifactError(f"{redact(uri)!r} is not a payload of {self!r}", field="uri")
         return name
 
-    def write(self, key: str, data: bytes | Iterable[bytes] | BinaryIO, *, content_type: str) -> PayloadInfo:
+    def write(
+        self,
+        key: str,
+        data: bytes | Iterable[bytes] | BinaryIO,
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> PayloadInfo:
         name = self._name(key)
         blob = self._container.get_blob_client(name)
         settings = ContentSettings(content_type=content_type)
         digest = hashlib.sha256()
         size = 0
-        chunks = iter_chunks(data)
         try:
-            first = next(chunks, b"")
-            second = next(chunks, None)
-            digest.update(first)
-            size += len(first)
-            if second is None:
-                blob.upload_blob(first, length=len(first), overwrite=True, content_settings=settings)
-            else:
-                blocks: builtins.list[BlobBlock] = []
-                for number, chunk in enumerate(_chain(first, second, chunks)):
-                    if number > 0:
-                        digest.update(chunk)
-                        size += len(chunk)
+            if isinstance(data, bytes | bytearray | memoryview) and len(data) <= _SINGLE_PUT_LIMIT:
+                # Bytes already in memory: one Put Blob (what upload_blob itself does up to 64 MiB)
+                # is several times faster than staging blocks, and just as atomic.
+                body = bytes(data)
+                blob.upload_blob(body, length=len(body), overwrite=True, content_settings=settings)
+                return PayloadInfo(self._uri(name), sha256 or hashlib.sha256(body).hexdigest(), len(body))
+            blocks: builtins.list[BlobBlock] = []
+            pending: builtins.list[Any] = []
+            # Stage blocks in parallel, at most _STAGE_WINDOW in flight: a stream of any size is
+            # held a few blocks at a time, and the network is kept busy while the next is hashed.
+            with ThreadPoolExecutor(_STAGE_WINDOW, thread_name_prefix="dq-blob-stage") as pool:
+                for number, chunk in enumerate(iter_chunks(data)):
+                    digest.update(chunk)
+                    size += len(chunk)
                     block_id = base64.b64encode(f"{number:08d}".encode()).decode()
-                    blob.stage_block(block_id, chunk, length=len(chunk))
+                    pending.append(pool.submit(blob.stage_block, block_id, chunk, length=len(chunk)))
                     blocks.append(BlobBlock(block_id=block_id))
-                # Committing the block list is what makes the blob visible: all or nothing.
-                blob.commit_block_list(blocks, content_settings=settings)
+                    if len(pending) >= _STAGE_WINDOW:
+                        pending.pop(0).result()
+                for future in pending:
+                    future.result()
+            # Committing the block list is what makes the blob visible: all or nothing.
+            blob.commit_block_list(blocks, content_settings=settings)
         except AzureError as exc:
             raise translate_azure_error(
                 exc, f"write payload {name}", location=self._connection.display
@@ -1244,27 +1264,39 @@ class BlobPayloadStore(PayloadStore):
         return PayloadInfo(self._uri(name), digest.hexdigest(), size)
 
     def read_chunks(self, uri: str) -> Iterator[bytes]:
-        """The payload in ``CHUNK_SIZE`` ranges, each requested when the consumer wants it, all of
-        the revision first seen (``If-Match``). The SDK's own download starts with one 32 MiB
-        request, which a streaming reader must not have to hold.
+        """The payload in ``CHUNK_SIZE`` ranges, all of the revision first seen (``If-Match``),
+        the next range downloading while the consumer handles the current one (so at most two are
+        held). The SDK's own download starts with one 32 MiB request, which a streaming reader must
+        not have to hold.
         """
         name = self._require(uri)
         blob = self._container.get_blob_client(name)
+
+        def fetch(offset: int, length: int, etag: str) -> bytes:
+            chunk: bytes = blob.download_blob(
+                offset=offset, length=length, etag=etag, match_condition=MatchConditions.IfNotModified
+            ).readall()
+            if len(chunk) != length:
+                raise BackendUnavailableError(
+                    f"read payload {name}: got {len(chunk)} of {length} bytes at offset {offset}"
+                )
+            return chunk
+
         try:
             props = blob.get_blob_properties()
             size, etag = int(props.size), str(props.etag)
-            offset = 0
-            while offset < size:
-                length = min(CHUNK_SIZE, size - offset)
-                chunk = blob.download_blob(
-                    offset=offset, length=length, etag=etag, match_condition=MatchConditions.IfNotModified
-                ).readall()
-                if len(chunk) != length:
-                    raise BackendUnavailableError(
-                        f"read payload {name}: got {len(chunk)} of {length} bytes at offset {offset}"
-                    )
-                offset += length
-                yield chunk
+            ranges = [(o, min(_READ_RANGE, size - o)) for o in range(0, size, _READ_RANGE)]
+            if len(ranges) <= 1:
+                if ranges:
+                    yield fetch(ranges[0][0], ranges[0][1], etag)
+                return
+            with ThreadPoolExecutor(1, thread_name_prefix="dq-blob-read") as pool:
+                ahead = pool.submit(fetch, ranges[0][0], ranges[0][1], etag)
+                for offset, length in ranges[1:]:
+                    current = ahead.result()
+                    ahead = pool.submit(fetch, offset, length, etag)
+                    yield current
+                yield ahead.result()
         except ResourceNotFoundError as exc:
             if error_code(exc) == "ContainerNotFound":
                 raise translate_azure_error(exc, f"read payload {name}") from scrub_exception(exc)
@@ -1295,12 +1327,6 @@ class BlobPayloadStore(PayloadStore):
                 )
         except AzureError as exc:
             raise translate_azure_error(exc, f"list payloads {prefix}") from scrub_exception(exc)
-
-
-def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield second
-    yield from rest
 
 
 def open_blob_payload_store(url: str, **options: Any) -> BlobPayloadStore:

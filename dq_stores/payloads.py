@@ -119,8 +119,19 @@ class PayloadStore(ABC):
     """A place for result payloads, addressed by key; returns URIs the run record keeps."""
 
     @abstractmethod
-    def write(self, key: str, data: bytes | Iterable[bytes] | BinaryIO, *, content_type: str) -> PayloadInfo:
-        """Write all of ``data`` under ``key`` atomically (complete or absent); hash while writing."""
+    def write(
+        self,
+        key: str,
+        data: bytes | Iterable[bytes] | BinaryIO,
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> PayloadInfo:
+        """Write all of ``data`` under ``key`` atomically (complete or absent); hash while writing.
+
+        ``sha256`` is the caller's hash of ``data`` when ``data`` is bytes it has just hashed (it is
+        trusted, so the bytes are not hashed twice); ignored for streams.
+        """
 
     @abstractmethod
     def read_chunks(self, uri: str) -> Iterator[bytes]:
@@ -173,7 +184,14 @@ class FilePayloadStore(PayloadStore):
             return False
         return Path(unquote(parts.path)).resolve().is_relative_to(self.root)
 
-    def write(self, key: str, data: bytes | Iterable[bytes] | BinaryIO, *, content_type: str) -> PayloadInfo:
+    def write(
+        self,
+        key: str,
+        data: bytes | Iterable[bytes] | BinaryIO,
+        *,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> PayloadInfo:
         path = self._path(key)
         digest = hashlib.sha256()
         size = 0
@@ -181,9 +199,11 @@ class FilePayloadStore(PayloadStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
             try:
+                known = sha256 if isinstance(data, bytes) else None
                 with os.fdopen(fd, "wb") as out:
                     for chunk in iter_chunks(data):
-                        digest.update(chunk)
+                        if known is None:
+                            digest.update(chunk)
                         size += len(chunk)
                         out.write(chunk)
                     out.flush()
@@ -195,7 +215,7 @@ class FilePayloadStore(PayloadStore):
             _fsync_dir(path.parent)
         except OSError as exc:
             raise BackendUnavailableError(f"cannot write payload {key}: {exc.strerror}") from exc
-        return PayloadInfo(path.as_uri(), digest.hexdigest(), size)
+        return PayloadInfo(path.as_uri(), known or digest.hexdigest(), size)
 
     def read_chunks(self, uri: str) -> Iterator[bytes]:
         path = self._path(self._key_of(uri))
