@@ -47,7 +47,7 @@ format: venv
 	$(BIN)/ruff check --fix dq_stores dq_dagster tests bench
 
 bench: venv
-	@test -f bench/__main__.py || { echo "make bench: benchmarks are not written yet (see bench/README.md)"; exit 1; }
+	$(BIN)/uv pip install -q --python $(BIN)/python "great-expectations==1.24.1"
 	$(BIN)/python -m bench
 
 # The 60-second Postgres load test (make test runs it for 10 seconds).
