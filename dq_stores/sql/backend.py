@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from dq_stores.base import (
     sortable_time,
 )
 from dq_stores.canonical import canonical_json, sha256_hex
-from dq_stores.errors import ConflictError, InvalidArtifactError
+from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArtifactError
 from dq_stores.kinds import ArtifactIndex, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import allowed_previous, check_transition
@@ -313,8 +314,17 @@ def connect_sql(
     db = SqlEngine(engine, owned=owned)
     if auto_upgrade is None:
         auto_upgrade = not db.is_postgres  # embedded SQLite upgrades itself; Postgres is explicit
-    with db._guard(), db._translate():
-        ensure_schema(engine, auto_upgrade=auto_upgrade)
+    for attempt in range(6):
+        try:
+            with db._guard(), db._translate():
+                ensure_schema(engine, auto_upgrade=auto_upgrade)
+            return db
+        except BackendUnavailableError as exc:
+            # Several processes opening one fresh SQLite file at once: switching it to WAL can
+            # report "locked" without waiting on the busy handler. Back off and check again.
+            if db.is_postgres or "locked" not in str(exc) or attempt == 5:
+                raise
+            time.sleep(0.05 * 2**attempt)
     return db
 
 
