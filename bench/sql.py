@@ -313,7 +313,7 @@ def _explain(target: Target, stores: Stores, tenant: str) -> dict[str, str]:
     """The plan of the exact statement our first page and a keyset (second) page run."""
     # Internals on purpose: the plan must be of our statement, as compiled for this engine.
     from dq_stores.base import decode_run_cursor
-    from dq_stores.sql.backend import _list_runs_query
+    from dq_stores.sql.queries import list_runs_query
 
     dialect = stores.job_runs._db.engine.dialect  # type: ignore[attr-defined]
     # A cursor from a half page, so that a tenant with a single page of 100 has one too.
@@ -335,7 +335,7 @@ def _explain(target: Target, stores: Stores, tenant: str) -> dict[str, str]:
             },
         ),
     ):
-        compiled = _list_runs_query(True, keyset, (), False, False, 101).compiled(dialect)
+        compiled = list_runs_query(True, keyset, (), False, False, 101).compiled(dialect)
         prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " if target.postgres else "EXPLAIN QUERY PLAN "
         rows = target.raw.execute(prefix + compiled.sql, compiled.bind(params)).fetchall()
         text = "\n".join(str(r[0]) if target.postgres else str(r[-1]) for r in rows)

@@ -97,9 +97,9 @@ from dq_stores.models import (
     ValidationReport,
 )
 from dq_stores.models.common import utcnow
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 
 __all__ = [
     "OPENLINEAGE_SCHEMA_URL",
@@ -819,7 +819,7 @@ def _location_allowed(x: _Exec, location: str) -> bool:
 
 
 def _do_store(x: _Exec, action: ActionConfig) -> tuple[int, str | None]:
-    from dq_stores.payloads import open_payload_store
+    from dq_stores.stores import open_payload_store
 
     params = action.parameters
     location = params.get("location", x.settings.store_location)

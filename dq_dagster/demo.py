@@ -33,8 +33,8 @@ from dq_dagster.definitions import (
     stores_from_env,
 )
 from dq_stores.models import JobRun
-from dq_stores.registry import Stores
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 from dq_stores.transfer import apply_import, load_artifacts, plan_import
 
 __all__ = ["main"]

@@ -58,10 +58,10 @@ from dq_stores.models import (
     JobType,
     ResultRef,
 )
-from dq_stores.payloads import DEFAULT_OFFLOAD_THRESHOLD
-from dq_stores.registry import Stores, open_stores
+from dq_stores.results.payloads import DEFAULT_OFFLOAD_THRESHOLD
 from dq_stores.scope import Scope
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores, open_stores
 
 __all__ = [
     "ActionProfileStoreResource",
@@ -261,40 +261,35 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
 
     @contextmanager
     def open(self) -> Iterator[Stores]:
-        """Open the stores this config names; close them on exit (use outside Dagster runs)."""
-        from dq_stores.payloads import open_payload_store
+        """Open the stores this config names; close them on exit (use outside Dagster runs).
 
-        # Unset fields resolve exactly as for the CLI: DQ_STORES_URL / _SCHEMA / _RESULTS_URL.
+        Configuration only: ``open_stores`` opens the metadata backend and the results location
+        (each with its own credentials); unset fields resolve exactly as for the CLI
+        (``DQ_STORES_URL`` / ``_SCHEMA`` / ``_RESULTS_URL``).
+        """
         config = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
-        url = config.url
-        results_url = config.results_url
-        options: dict[str, Any] = {"use_env": False}
-        if config.schema is not None:
-            options["schema"] = config.schema
-        if self.row_level_security:
-            options["row_level_security"] = True
         with ExitStack() as stack:
             blob_options = self._blob_options(stack)
-            metadata_on_blob = url.startswith("azure-blob://")
-            results_on_blob = (results_url or "").startswith("azure-blob://")
+            metadata_on_blob = config.url.startswith("azure-blob://")
+            results_on_blob = (config.results_url or "").startswith("azure-blob://")
             if blob_options and not (metadata_on_blob or results_on_blob):
                 raise InvalidArtifactError(
                     "Azure credentials are configured but neither url nor results_url is an azure-blob:// URL",
                     field="results_url",
                 )
-            if metadata_on_blob:
-                options.update(blob_options)
-            if results_url is not None and not (results_on_blob and blob_options):
-                options["results_url"] = results_url
-            stores = stack.enter_context(open_stores(url, **options))
-            payloads = stores.job_runs.payloads
-            if results_on_blob and blob_options:
-                # The registry opens results locations without credentials; give Blob ours.
-                payloads = open_payload_store(str(results_url), **blob_options)
-                stack.callback(payloads.close)
-            # Set after opening, the same way for every backend (not all openers take the option).
-            stores.job_runs.configure_results(payloads, self.offload_threshold_bytes)
-            if self.offload is True and payloads is None:
+            stores = stack.enter_context(
+                open_stores(
+                    config.url,
+                    schema=config.schema,
+                    results_url=config.results_url,
+                    results_options=blob_options if results_on_blob else None,
+                    offload_threshold=self.offload_threshold_bytes,
+                    use_env=False,
+                    **({"row_level_security": True} if self.row_level_security else {}),
+                    **(blob_options if metadata_on_blob else {}),
+                )
+            )
+            if self.offload is True and stores.job_runs.payloads is None:
                 raise InvalidArtifactError(
                     f"result_backend={self.result_backend!r} needs a results location: set results_url",
                     field="results_url",

@@ -67,9 +67,9 @@ from dq_stores.models import (
     ScheduledTrigger,
     TriggerType,
 )
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 from dq_stores.versions import version_key
 
 if TYPE_CHECKING:

@@ -25,9 +25,9 @@ from dq_stores.canonical import canonical_json, format_timestamp
 from dq_stores.config import StoresConfig, is_postgres_url
 from dq_stores.errors import BackendUnavailableError, StoreError, StoreNotFoundError
 from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, ArtifactIndex, Kind
-from dq_stores.registry import DEFAULT_URL, Stores, open_stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import DEFAULT_URL, Stores, open_stores
 from dq_stores.transfer import Problem
 
 __all__ = ["cli", "main"]

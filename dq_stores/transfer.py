@@ -46,8 +46,8 @@ from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, JOB_RUN
 from dq_stores.models import JobRun, JobRunStatus, ResultRef
 from dq_stores.models.common import CanonicalModel
 from dq_stores.models.job_runs import check_transition
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope
+from dq_stores.stores import Stores
 
 __all__ = [
     "ARTIFACT_SUFFIXES",

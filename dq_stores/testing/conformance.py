@@ -4,7 +4,7 @@ Like Dagster's ``TestRunStorage``: ``StoreConformance`` holds the tests (written
 ``_*_suite`` modules, against the Store API of ``dq_stores.base``) and a ``stores`` fixture that a
 backend's test module overrides. A backend is wired in with a three-line subclass::
 
-    from dq_stores.registry import open_stores
+    from dq_stores.stores import open_stores
     from dq_stores.testing import StoreConformance
 
     class TestSqliteStores(StoreConformance):
@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._artifacts_suite import VersionedArtifactTests
 from dq_stores.testing._cases import VERSIONED_KINDS, VersionedCase, versioned_case
 from dq_stores.testing._concurrency_suite import ConcurrencyTests
