@@ -113,5 +113,9 @@ def test_no_import_cycle_in_dq_stores() -> None:
 def test_dq_stores_never_imports_dagster() -> None:
     for name, path in _modules(PACKAGE).items():
         tree = ast.parse(path.read_text(), str(path))
-        found = [t for t in _imports(tree, name, path.name == "__init__.py") if t.split(".")[0].startswith("dagster")]
+        found = [
+            t
+            for t in _imports(tree, name, path.name == "__init__.py")
+            if t.split(".")[0].startswith("dagster")
+        ]
         assert not found, f"{name} imports {found}"
