@@ -119,7 +119,7 @@ def make_dirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(folder):
                 raise
-        fsync_dir(os.path.dirname(folder))
+        fsync_dir(os.path.dirname(folder) or ".")
 
 
 def read_file(path: str) -> tuple[bytes, int] | None:
