@@ -45,6 +45,9 @@ class FilePayloadStore(PayloadStore):
         return f"FilePayloadStore({str(self.root)!r})"
 
     def _path(self, key: str) -> Path:
+        segments = key.split("/")
+        if not key or key.startswith("/") or "\\" in key or any(s in {"", ".", ".."} for s in segments):
+            raise InvalidArtifactError(f"payload key {key[:80]!r} is not a relative path", field="key")
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root) or path == self.root:
             raise InvalidArtifactError(f"payload key {key!r} escapes the results root", field="key")

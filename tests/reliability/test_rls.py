@@ -340,15 +340,25 @@ class TestRlsStoresConformance(StoreConformance):
         yield from rls_database(pg_url, make_pg_schema)
 
     @pytest.fixture(scope="class")
-    def class_stores(self, class_db: RlsDatabase) -> Iterator[Stores]:
+    def results_url(self, tmp_path_factory: pytest.TempPathFactory) -> str:
+        return tmp_path_factory.mktemp("rls-results").as_uri()
+
+    @pytest.fixture(scope="class")
+    def class_stores(self, class_db: RlsDatabase, results_url: str) -> Iterator[Stores]:
         # Through the public entry point: open_stores(..., row_level_security=True).
-        with open_stores(class_db.app_url, schema=class_db.schema, row_level_security=True) as stores:
+        with open_stores(
+            class_db.app_url, schema=class_db.schema, row_level_security=True, results_url=results_url
+        ) as stores:
             assert isinstance(stores.job_runs._db.scope_hook, RowLevelSecurity)
             yield stores
 
     @pytest.fixture
-    def stores_location(self, class_db: RlsDatabase) -> tuple[str, dict[str, Any]]:
-        return class_db.app_url, {"schema": class_db.schema, "row_level_security": True}
+    def stores_location(self, class_db: RlsDatabase, results_url: str) -> tuple[str, dict[str, Any]]:
+        return class_db.app_url, {
+            "schema": class_db.schema,
+            "row_level_security": True,
+            "results_url": results_url,
+        }
 
     @pytest.fixture
     def stores(self, class_stores: Stores) -> Stores:
