@@ -26,6 +26,7 @@ This module knows about connections and statements, not about artifacts.
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 import time
@@ -227,7 +228,7 @@ class PreparedQuery:
 
 
 class _Compiled:
-    __slots__ = ("defaults", "names", "positional", "processors", "result_processors", "sql")
+    __slots__ = ("_pick", "defaults", "names", "positional", "processors", "result_processors", "sql")
 
     def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
@@ -242,6 +243,11 @@ class _Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect) if bind is not None else None
             if processor is not None:
                 self.processors[name] = processor
+        # Positional parameters without processing: one C-level itemgetter picks them.
+        self._pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+        if self.positional and not self.processors and self.names:
+            getter = operator.itemgetter(*self.names)
+            self._pick = (lambda p: (getter(p),)) if len(self.names) == 1 else getter
         # What the statement returns: a SELECT's columns, an INSERT/UPDATE's RETURNING columns.
         columns: Sequence[Any] = list(getattr(statement, "exported_columns", ()))
         self.result_processors: list[tuple[int, Callable[[Any], Any]]] = []
@@ -252,6 +258,8 @@ class _Compiled:
 
     def bind(self, params: Mapping[str, Any]) -> Any:
         merged = {**self.defaults, **params} if self.defaults else params
+        if self._pick is not None:
+            return self._pick(merged)
         processors = self.processors
         if self.positional:
             return tuple(processors[n](merged[n]) if n in processors else merged[n] for n in self.names)
@@ -306,6 +314,13 @@ class SqlEngine:
         self._lock: threading.RLock | None = threading.RLock() if memory else None
         self.url_for_messages = redact(engine.url.render_as_string(hide_password=True))
         self.fast = engine in _CONFIGURED
+        # An embedded SQLite file: each thread keeps one driver connection of its own for the fast
+        # path (detached from the pool at first use), so a single statement costs no pool checkout
+        # and return (a third of a primary-key read). A file connection never drops like a socket.
+        self._thread_local = self.fast and self.dialect.name == "sqlite" and not memory
+        self._local = threading.local()
+        self._own_conns: list[Any] = []
+        self._own_lock = threading.Lock()
         if scope_hook is not None and not self.dialect.supports_scope_hook:
             raise InvalidArtifactError(
                 f"row-level security needs PostgreSQL, not {self.dialect.name}", field="row_level_security"
@@ -354,6 +369,8 @@ class SqlEngine:
                 return [tuple(row) for row in result.all()] if result.returns_rows else []
         compiled = query.compiled(self.engine.dialect)
         bound = compiled.bind(params)
+        if self._thread_local:  # the embedded file: no pool, no disconnects, no scope hook
+            return compiled.rows(self._on_thread_connection(compiled.sql, bound))
         setting = None
         if self.scope_hook is not None and scope is not None:
             setting = self.scope_hook.setting(*scope)
@@ -369,9 +386,37 @@ class SqlEngine:
             except _Disconnected as lost:
                 raise self._translate_error(lost.error) from lost.error
 
+    def _thread_connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._translate():
+                fairy = self.engine.raw_connection()  # the connect event configures it as usual
+            fairy.detach()  # ours now: never returned to (nor reset by) the pool
+            conn = self._local.conn = fairy.dbapi_connection
+            with self._own_lock:
+                self._own_conns.append(conn)
+        return conn
+
+    def _on_thread_connection(self, sql: str, params: Any) -> list[Any]:
+        dialect = self.engine.dialect
+        cursor = self._thread_connection().cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            error = sa_exc.DBAPIError.instance(
+                sql, params, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+            )
+            assert isinstance(error, sa_exc.DBAPIError)
+            raise self._translate_error(error) from exc
+        finally:
+            cursor.close()
+
     def _on_dbapi(
         self, sql: str, params: Any, setting: tuple[str, dict[str, Any]] | None = None
     ) -> list[Any]:
+        if self._thread_local:
+            return self._on_thread_connection(sql, params)
         dialect = self.engine.dialect
         try:
             fairy = self.engine.raw_connection()
@@ -479,6 +524,12 @@ class SqlEngine:
         return StoreError(f"database error: {_first_line(exc)}")
 
     def dispose(self) -> None:
+        with self._own_lock:
+            conns, self._own_conns = self._own_conns, []
+        for conn in conns:
+            with suppress(Exception):  # closing what another thread may still hold: best effort
+                conn.close()
+        self._local = threading.local()
         if self.owned:
             self.engine.dispose()
 
