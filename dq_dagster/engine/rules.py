@@ -435,9 +435,11 @@ class _Compiler:
         required = col.required or cons.required
         opt = not required  # rules of an absent optional column pass: there is nothing to check
 
-        def add(rule: str, rule_type: str, desc: str, build: Builder | None, f: str, **params: Any) -> None:
+        def add(
+            rule: str, rule_type: str, desc: str, build: Builder | None, f: str, kind: str = "", **params: Any
+        ) -> None:
             self.add(f"{c}.{rule}", rule_type, c, sev, desc, (c,), build,
-                     vacuous_if_missing=opt, field=f, params=params)  # fmt: skip
+                     vacuous_if_missing=opt, field=f, kind=kind, params=params)  # fmt: skip
 
         if required:
             self.add(f"{c}.present", "required_column", c, sev, f"column {c} is present", (c,),
