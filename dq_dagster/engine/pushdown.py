@@ -164,7 +164,8 @@ class _NotExact(Exception):
 class _SqlRule:
     spec: RuleSpec
     fail: sa.ColumnElement[bool] | None
-    checked: sa.ColumnElement[Any]
+    counted: sa.ColumnElement[Any] | None
+    """The rule checked the rows where this is not NULL (None: every row)."""
     sample: sa.ColumnElement[Any] | None
     dup_keys: tuple[str, ...] = ()
 
@@ -210,18 +211,18 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
     kind = spec.kind
     if kind == "not_null":
         keys = tuple(p.get("keys") or spec.columns)
-        return _SqlRule(spec, sa.or_(*(cols[k].raw.is_(None) for k in keys)), sa.func.count(), None)
+        return _SqlRule(spec, sa.or_(*(cols[k].raw.is_(None) for k in keys)), None, None)
     if kind == "unique":
         keys = tuple(p.get("keys") or spec.columns)
         typed = [_typed(cols[k]) for k in keys]
         complete = sa.and_(*(t.is_not(None) for t in typed))
-        checked = sa.func.count(typed[0]) if len(keys) == 1 else _count_if(complete, dialect)
-        return _SqlRule(spec, None, checked, typed[0] if len(keys) == 1 else None, dup_keys=keys)
+        counted = typed[0] if len(keys) == 1 else _when(complete)
+        return _SqlRule(spec, None, counted, typed[0] if len(keys) == 1 else None, dup_keys=keys)
     col = cols[spec.columns[0]] if spec.columns else None
     if kind == "data_type":
         assert col is not None
         _typed(col)  # an exact type needs no conversion, so no value can fail it
-        return _SqlRule(spec, None, sa.func.count(col.raw), None)
+        return _SqlRule(spec, None, col.raw, None)
     if kind == "compare":
         assert col is not None
         typed = _ordered_text(_typed(col), col, dialect)
@@ -229,7 +230,7 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
             raise _NotExact(f"text order in {dialect.name} is its collation's, not code-point order")
         lit = _literal(p["value"], col)
         bad = typed < lit if p["op"] == "min" else typed > lit
-        return _SqlRule(spec, bad, sa.func.count(col.typed), col.raw)
+        return _SqlRule(spec, bad, col.typed, col.raw)
     if kind == "regex":
         assert col is not None
         if dialect.regex is None:
@@ -239,7 +240,7 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
         except Untranslatable as exc:
             raise _NotExact(f"regex not exactly expressible in {dialect.name}: {exc}") from exc
         text = _text(col)
-        return _SqlRule(spec, sa.not_(dialect.matches(text, pattern)), sa.func.count(text), col.raw)
+        return _SqlRule(spec, sa.not_(dialect.matches(text, pattern)), text, col.raw)
     if kind == "allowed":
         assert col is not None
         typed = _typed(col)
@@ -251,19 +252,24 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
                 values = [int(v) for v in values if float(v).is_integer()]
             lits = [_literal(v, col) for v in values]
         bad = sa.not_(typed.in_(lits)) if lits else sa.true()
-        return _SqlRule(spec, sa.and_(typed.is_not(None), bad), sa.func.count(typed), col.raw)
+        return _SqlRule(spec, sa.and_(typed.is_not(None), bad), typed, col.raw)
     if kind == "length":
         assert col is not None
         text = _text(col)
         n = sa.func.length(text)
         bound = sa.literal(int(p["bound"]), sa.Integer())
         bad = n < bound if p["op"] == "min" else n > bound
-        return _SqlRule(spec, bad, sa.func.count(text), col.raw)
+        return _SqlRule(spec, bad, text, col.raw)
     if kind == "expression":
         cond = _expr(json.loads(p["expr"].meta.serialize(format="json")), cols)
         sample = cols[p["sample"]].raw if p.get("sample") in cols else None
-        return _SqlRule(spec, sa.not_(cond), _count_if(cond.is_not(None), dialect), sample)
+        return _SqlRule(spec, sa.not_(cond), _when(cond.is_not(None)), sample)
     raise _NotExact(f"rule kind {kind!r} has no SQL form")
+
+
+def _when(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    """1 where ``cond`` holds, else NULL: counted by ``count()``."""
+    return sa.case((cond, sa.literal(1, sa.Integer())), else_=sa.null())
 
 
 def _count_if(cond: sa.ColumnElement[Any], dialect: _Dialect) -> sa.ColumnElement[Any]:
@@ -503,17 +509,43 @@ def _validate(conn: Connection, table_name: str, plan: RulePlan, started: dateti
         if r.dup_keys:
             r.fail = dup_flag[r.dup_keys]
 
+    # Every failure mask and counted value is a column of one subquery, so the aggregates (and
+    # the any-hard-rule count) read a computed boolean instead of evaluating a regex again;
+    # identical masks (a primary key's and its column's not-null rule) are computed once.
+    inner: list[sa.ColumnElement[Any]] = []
+    names: dict[str, str] = {}
+
+    def column_for(expr: sa.ColumnElement[Any], prefix: str) -> str:
+        key = prefix + str(expr.compile(conn, compile_kwargs={"literal_binds": False}))
+        key += repr(sorted(expr.compile(conn).params.items(), key=lambda kv: kv[0]))
+        if key not in names:
+            names[key] = f"{prefix}{len(inner)}"
+            inner.append(expr.label(names[key]))
+        return names[key]
+
+    counted_col: dict[int, str | None] = {}
+    mask_col: dict[int, str] = {}
+    for k, r in enumerate(rules):
+        counted_col[k] = column_for(r.counted, "a") if r.counted is not None else None
+        if r.fail is not None:
+            mask_col[k] = column_for(r.fail, "m")
+    staged = sa.select(*inner).select_from(source).subquery("dq_rows") if inner else None
+
     aggs: list[sa.ColumnElement[Any]] = [sa.func.count().label("__rows")]
     hard: list[sa.ColumnElement[bool]] = []
     for k, r in enumerate(rules):
-        aggs.append(r.checked.label(f"c{k}"))
-        if r.fail is not None:
-            aggs.append(_count_if(r.fail, dialect).label(f"f{k}"))
+        name = counted_col[k]
+        assert staged is not None or name is None
+        aggs.append((sa.func.count(staged.c[name]) if staged is not None and name else sa.func.count()).label(f"c{k}"))
+        if k in mask_col and staged is not None:
+            mask = staged.c[mask_col[k]]
+            aggs.append(_count_if(mask, dialect).label(f"f{k}"))
             if r.spec.severity == Severity.HARD:
-                hard.append(r.fail)
+                hard.append(mask)
     if hard:
-        aggs.append(_count_if(sa.or_(*hard), dialect).label("__rows_failed"))
-    row = dict(conn.execute(sa.select(*aggs).select_from(source)).mappings().one())
+        aggs.append(_count_if(sa.or_(*dict.fromkeys(hard)), dialect).label("__rows_failed"))
+    query = sa.select(*aggs).select_from(staged if staged is not None else source)
+    row = dict(conn.execute(query).mappings().one())
 
     if samples:
         for k, r in enumerate(rules):
