@@ -34,7 +34,9 @@ def _pg_type(dtype: pl.DataType) -> str:
 
 
 def load_frame(engine: sa.Engine, table: str, df: pl.DataFrame, *, schema: str | None = None) -> None:
-    """Create ``table`` (replacing it) holding ``df``; Postgres or DuckDB."""
+    """Create ``table`` (replacing it) holding ``df``; Postgres or DuckDB. Columns of nothing but
+    nulls (polars ``Null``) become text."""
+    df = df.with_columns([pl.col(c).cast(pl.String) for c, t in df.schema.items() if isinstance(t, pl.Null)])
     qualified = f'"{schema}"."{table}"' if schema else f'"{table}"'
     if engine.dialect.name == "duckdb":
         with engine.begin() as conn:
@@ -54,7 +56,11 @@ def load_frame(engine: sa.Engine, table: str, df: pl.DataFrame, *, schema: str |
             for start in range(0, max(df.height, 1), step):
                 buffer = io.BytesIO()
                 df.slice(start, step).write_csv(
-                    buffer, include_header=False, null_value="\\N", date_format="%Y-%m-%d", float_precision=None
+                    buffer,
+                    include_header=False,
+                    null_value="\\N",
+                    date_format="%Y-%m-%d",
+                    float_precision=None,
                 )
                 copy.write(buffer.getvalue())
         conn.exec_driver_sql(f"ANALYZE {qualified}")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -68,7 +68,9 @@ class _Dialect:
 
     def matches(self, text: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
         if self.name == "postgresql":
-            return text.op("~")(sa.literal(pattern, sa.String()))  # type: ignore[no-any-return]
+            return text.op("~", is_comparison=True, return_type=sa.Boolean())(
+                sa.literal(pattern, sa.String())
+            )
         return sa.func.regexp_matches(text, sa.literal(pattern, sa.String()), type_=sa.Boolean())
 
     def nan(self, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -129,6 +131,8 @@ class _Col:
     typed: sa.ColumnElement[Any] | None
     """The values in the declared type (None: not reachable exactly)."""
     why_untyped: str = ""
+    converts: bool = False
+    """``typed`` is a conversion that yields NULL where a value does not convert."""
 
 
 def _columns(table: sa.TableClause, dataset: DatasetContract, dialect: _Dialect) -> dict[str, _Col]:
@@ -140,16 +144,20 @@ def _columns(table: sa.TableClause, dataset: DatasetContract, dialect: _Dialect)
         if cat in ("float", "numeric"):
             raw = dialect.nan(column)
         want = declared.get(column.name)
-        if want is None or want == DataType.JSON:
+        if want is None or want == DataType.JSON or cat in _EXACT[want]:
             out[column.name] = _Col(column.name, raw, cat, raw)
-        elif cat in _EXACT[want]:
-            out[column.name] = _Col(column.name, raw, cat, raw)
+        elif want == DataType.INTEGER and cat in ("float", "numeric"):
+            # As polars: a finite whole number within int64 is that integer, anything else a
+            # type failure (2**63 itself does not fit; floats are exact at these magnitudes).
+            fits = sa.and_(raw == sa.func.floor(raw), raw >= -(2.0**63), raw < 2.0**63)
+            typed = sa.case((fits, sa.cast(raw, sa.BigInteger())), else_=sa.null())
+            out[column.name] = _Col(column.name, raw, cat, typed, converts=True)
         else:
             why = (
                 f"column {column.name} is {column.type} in the database, declared {want.value}: "
                 "converting it exactly as the polars engine does is not supported in SQL"
             )
-            out[column.name] = _Col(column.name, raw, cat, None, why)
+            out[column.name] = _Col(column.name, raw, cat, None, why_untyped=why)
     return out
 
 
@@ -157,7 +165,7 @@ def _columns(table: sa.TableClause, dataset: DatasetContract, dialect: _Dialect)
 
 
 class _NotExact(Exception):
-    """This rule cannot be evaluated exactly on this table: the message says why."""
+    """The rule cannot be evaluated exactly on this table: the message says why."""
 
 
 @dataclass
@@ -214,15 +222,17 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
         return _SqlRule(spec, sa.or_(*(cols[k].raw.is_(None) for k in keys)), None, None)
     if kind == "unique":
         keys = tuple(p.get("keys") or spec.columns)
-        typed = [_typed(cols[k]) for k in keys]
-        complete = sa.and_(*(t.is_not(None) for t in typed))
-        counted = typed[0] if len(keys) == 1 else _when(complete)
-        return _SqlRule(spec, None, counted, typed[0] if len(keys) == 1 else None, dup_keys=keys)
+        key_exprs = [_typed(cols[k]) for k in keys]
+        complete = sa.and_(*(t.is_not(None) for t in key_exprs))
+        counted = key_exprs[0] if len(keys) == 1 else _when(complete)
+        return _SqlRule(spec, None, counted, key_exprs[0] if len(keys) == 1 else None, dup_keys=keys)
     col = cols[spec.columns[0]] if spec.columns else None
     if kind == "data_type":
         assert col is not None
-        _typed(col)  # an exact type needs no conversion, so no value can fail it
-        return _SqlRule(spec, None, col.raw, None)
+        typed = _typed(col)
+        if not col.converts:
+            return _SqlRule(spec, None, col.raw, None)  # the stored type is the declared one
+        return _SqlRule(spec, sa.and_(col.raw.is_not(None), typed.is_(None)), col.raw, col.raw)
     if kind == "compare":
         assert col is not None
         typed = _ordered_text(_typed(col), col, dialect)
@@ -245,6 +255,7 @@ def _rule(spec: RuleSpec, cols: Mapping[str, _Col], dialect: _Dialect) -> _SqlRu
         assert col is not None
         typed = _typed(col)
         values = list(p["values"])
+        lits: list[sa.ColumnElement[Any]]
         if col.category == "text":
             lits = [sa.literal(str(v), sa.String()) for v in values]
         else:
@@ -278,7 +289,7 @@ def _count_if(cond: sa.ColumnElement[Any], dialect: _Dialect) -> sa.ColumnElemen
     return sa.func.sum(sa.case((cond, 1), else_=0))
 
 
-_BINARY = {
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Plus": lambda a, b: a + b,
     "Minus": lambda a, b: a - b,
     "Multiply": lambda a, b: a * b,
@@ -299,9 +310,10 @@ _BINARY = {
 def _expr(node: Any, cols: Mapping[str, _Col]) -> Any:
     """A polars expression tree (its JSON form) as SQL, for the subset whose meaning is the same
     in SQL: columns, number / text / boolean literals, arithmetic (``/`` is true division in
-    both), comparisons, AND / OR / NOT, IS [NOT] NULL, abs, coalesce. Anything else: _NotExact."""
+    both), comparisons, AND / OR / NOT, IS [NOT] NULL, abs, coalesce. Anything else: _NotExact.
+    """
     if isinstance(node, dict) and len(node) == 1:
-        (key, body), = node.items()
+        ((key, body),) = node.items()
         if key == "Column":
             if body not in cols:
                 raise _NotExact(f"column {body} is not in the table")
@@ -418,7 +430,8 @@ def _type_of(data_type: str) -> sa.types.TypeEngine[Any]:
 
 def _reflect(conn: Connection, table: str) -> sa.TableClause:
     """The table's columns and their types, from ``information_schema`` (every SQL engine has
-    it; SQLAlchemy's own reflection is dialect-specific and fails on some, e.g. DuckDB)."""
+    it; SQLAlchemy's own reflection is dialect-specific and fails on some, e.g. DuckDB).
+    """
     schema, name = split_table_name(table)
     cols = sa.table(
         "columns",
@@ -434,7 +447,9 @@ def _reflect(conn: Connection, table: str) -> sa.TableClause:
     try:
         rows = conn.execute(query.order_by(cols.c.ordinal_position)).all()
     except sa.exc.SQLAlchemyError as exc:
-        raise SqlEngineError(f"cannot read the columns of table {table!r}: {str(exc).splitlines()[0]}") from exc
+        raise SqlEngineError(
+            f"cannot read the columns of table {table!r}: {str(exc).splitlines()[0]}"
+        ) from exc
     if not rows:
         raise SqlEngineError(f"table {table!r} does not exist (or has no columns visible to this login)")
     return sa.table(name, *(sa.column(str(n), _type_of(str(t))) for n, t in rows), schema=schema)
@@ -467,7 +482,9 @@ def validate_table(
             engine.dispose()
 
 
-def _validate(conn: Connection, table_name: str, plan: RulePlan, started: datetime, *, samples: bool) -> ValidationReport:
+def _validate(
+    conn: Connection, table_name: str, plan: RulePlan, started: datetime, *, samples: bool
+) -> ValidationReport:
     dialect = _dialect(conn)
     table = _reflect(conn, table_name)
     cols = _columns(table, plan.dataset, dialect)
@@ -513,15 +530,15 @@ def _validate(conn: Connection, table_name: str, plan: RulePlan, started: dateti
     # the any-hard-rule count) read a computed boolean instead of evaluating a regex again;
     # identical masks (a primary key's and its column's not-null rule) are computed once.
     inner: list[sa.ColumnElement[Any]] = []
-    names: dict[str, str] = {}
+    labels: dict[str, str] = {}
 
     def column_for(expr: sa.ColumnElement[Any], prefix: str) -> str:
-        key = prefix + str(expr.compile(conn, compile_kwargs={"literal_binds": False}))
-        key += repr(sorted(expr.compile(conn).params.items(), key=lambda kv: kv[0]))
-        if key not in names:
-            names[key] = f"{prefix}{len(inner)}"
-            inner.append(expr.label(names[key]))
-        return names[key]
+        compiled = expr.compile(conn)
+        key = prefix + str(compiled) + repr(sorted(compiled.params.items(), key=lambda kv: kv[0]))
+        if key not in labels:
+            labels[key] = f"{prefix}{len(inner)}"
+            inner.append(expr.label(labels[key]))
+        return labels[key]
 
     counted_col: dict[int, str | None] = {}
     mask_col: dict[int, str] = {}
@@ -536,7 +553,9 @@ def _validate(conn: Connection, table_name: str, plan: RulePlan, started: dateti
     for k, r in enumerate(rules):
         name = counted_col[k]
         assert staged is not None or name is None
-        aggs.append((sa.func.count(staged.c[name]) if staged is not None and name else sa.func.count()).label(f"c{k}"))
+        aggs.append(
+            (sa.func.count(staged.c[name]) if staged is not None and name else sa.func.count()).label(f"c{k}")
+        )
         if k in mask_col and staged is not None:
             mask = staged.c[mask_col[k]]
             aggs.append(_count_if(mask, dialect).label(f"f{k}"))
@@ -551,9 +570,15 @@ def _validate(conn: Connection, table_name: str, plan: RulePlan, started: dateti
         for k, r in enumerate(rules):
             if r.fail is None or r.sample is None or not row.get(f"f{k}"):
                 continue
-            first = sa.select(r.sample.label("v")).select_from(source).where(r.fail).limit(_SAMPLE_SCAN).subquery()
+            first = (
+                sa.select(r.sample.label("v"))
+                .select_from(source)
+                .where(r.fail)
+                .limit(_SAMPLE_SCAN)
+                .subquery()
+            )
             query = sa.select(first.c.v).distinct().limit(MAX_SAMPLE)
             row[f"s{k}"] = [v for (v,) in conn.execute(query)]
-    keys = {r.spec.rule_id: k for k, r in enumerate(rules)}
+    rule_keys = {r.spec.rule_id: k for k, r in enumerate(rules)}
     columns = [c.name for c in table.columns]
-    return assemble_report(plan, columns, row, keys, pending, started, engine=f"sql:{dialect.name}")
+    return assemble_report(plan, columns, row, rule_keys, pending, started, engine=f"sql:{dialect.name}")

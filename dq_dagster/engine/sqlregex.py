@@ -1,4 +1,4 @@
-"""The contract's regex dialect (Rust's ``regex`` crate, as polars runs it) translated into the
+r"""The contract's regex dialect (Rust's ``regex`` crate, as polars runs it) translated into the
 regex dialects of SQL engines, exactly or not at all.
 
 ``translate(pattern, flavor)`` returns a pattern that matches exactly the same strings in the
@@ -8,16 +8,16 @@ target engine, or ``None`` (with ``why``) when that cannot be promised. An engin
 How exactness is reached: the pattern is parsed here (a subset of the Rust syntax), and every
 construct whose meaning differs between dialects is rewritten into one both read alike:
 
-* ``.`` is "any character but ``\\n``" in Rust; Postgres' ``.`` also matches ``\\n`` -> ``[^\\n]``;
-* ``\\d``, ``\\s``, ``\\w`` (and ``\\p{..}``) are Unicode classes in Rust, ASCII in RE2 and
+* ``.`` is "any character but ``\n``" in Rust; Postgres' ``.`` also matches ``\n`` -> ``[^\n]``;
+* ``\d``, ``\s``, ``\w`` (and ``\p{..}``) are Unicode classes in Rust, ASCII in RE2 and
   locale-dependent in Postgres -> explicit code-point ranges, computed by asking polars itself
   which characters the class matches (so they are exactly the crate's tables);
 * POSIX classes ``[[:alpha:]]`` are ASCII in Rust -> explicit ASCII ranges;
-* ``\\A`` / ``\\z`` -> ``^`` / ``$`` (without the ``m`` flag they mean the same in all three);
+* ``\A`` / ``\z`` -> ``^`` / ``$`` (without the ``m`` flag they mean the same in all three);
 * laziness (``*?``) is dropped: it never changes whether a string matches.
 
 Refused (``None``): flags (``(?i)``, ``(?m)``, ``(?s)``, ``(?x)``: case folding and line modes
-differ), word boundaries ``\\b`` / ``\\B``, repetition counts over 255 (Postgres' limit), and any
+differ), word boundaries ``\b`` / ``\B``, repetition counts over 255 (Postgres' limit), and any
 syntax this parser does not know. Flavors: ``postgres`` (Postgres ARE, a database in UTF-8) and
 ``re2`` (DuckDB). No SQL here: the SQL engine wraps the result in its dialect's match operator.
 """
@@ -62,7 +62,7 @@ class Untranslatable(Exception):
 
 @functools.lru_cache(maxsize=64)
 def _class_ranges(escape: str) -> tuple[tuple[int, int], ...]:
-    """Code-point ranges a class escape (``\\d``, ``\\p{L}``, ...) matches, asked of polars."""
+    r"""Code-point ranges a class escape (``\d``, ``\p{L}``, ...) matches, asked of polars."""
     points = [c for c in range(_MAX_CODE_POINT + 1) if not _SURROGATES[0] <= c <= _SURROGATES[1]]
     chars = pl.Series([chr(c) for c in points], dtype=pl.String)
     hits = chars.str.contains(f"^{escape}$").to_list()
@@ -83,9 +83,10 @@ _META = frozenset("\\^$.|?*+()[]{}-&~#")
 
 
 def _char(cp: int) -> str:
-    """One code point as both dialects read it, inside or outside ``[]``: regex punctuation
+    r"""One code point as both dialects read it, inside or outside ``[]``: regex punctuation
     escaped with a backslash (literal in both), everything else as the character itself (hex
-    escapes differ: Postgres' ``\\x`` takes any number of digits, RE2's two or ``{..}``)."""
+    escapes differ: Postgres' ``\x`` takes any number of digits, RE2's two or ``{..}``).
+    """
     if cp == 0:
         raise Untranslatable("NUL characters (SQL text cannot hold them)")
     ch = chr(cp)
@@ -173,7 +174,11 @@ class _Parser:
             end = self.src.find("}", self.pos)
             body = self.src[self.pos + 1 : end] if end > 0 else ""
             nums = body.split(",")
-            if end < 0 or len(nums) > 2 or not all(n.strip().isdigit() or (i == 1 and not n.strip()) for i, n in enumerate(nums)):
+            if (
+                end < 0
+                or len(nums) > 2
+                or not all(n.strip().isdigit() or (i == 1 and not n.strip()) for i, n in enumerate(nums))
+            ):
                 raise Untranslatable(f"repetition {{{body}}}")
             if any(n.strip() and int(n) > _MAX_REPEAT for n in nums):
                 raise Untranslatable(f"repetition count over {_MAX_REPEAT}")
