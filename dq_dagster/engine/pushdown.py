@@ -67,6 +67,7 @@ class _Dialect:
     """A collation ordering text by code point (polars' order); None: the default already does."""
 
     def matches(self, text: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
+        """``text`` contains a match of ``pattern`` (a search, as polars' ``str.contains``)."""
         if self.name == "postgresql":
             return text.op("~", is_comparison=True, return_type=sa.Boolean())(
                 sa.literal(pattern, sa.String())
@@ -78,10 +79,12 @@ class _Dialect:
         return sa.func.nullif(col, sa.cast(sa.literal("NaN"), col.type), type_=col.type)
 
 
-def _dialect(engine: Engine | Connection) -> _Dialect:
-    name = engine.dialect.name
+def _dialect(conn: Connection) -> _Dialect:
+    name = conn.dialect.name
     if name == "postgresql":
-        return _Dialect(name, "postgres", True, "C")
+        # Character classes are translated into code points: only a UTF-8 database holds them.
+        utf8 = str(conn.exec_driver_sql("SHOW server_encoding").scalar()).upper() in ("UTF8", "UTF-8")
+        return _Dialect(name, "postgres" if utf8 else None, True, "C")
     if name == "duckdb":
         return _Dialect(name, "re2", True, None)
     return _Dialect(name, None, False, None)

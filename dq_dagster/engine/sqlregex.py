@@ -2,8 +2,8 @@ r"""The contract's regex dialect (Rust's ``regex`` crate, as polars runs it) tra
 regex dialects of SQL engines, exactly or not at all.
 
 ``translate(pattern, flavor)`` returns a pattern that matches exactly the same strings in the
-target engine, or ``None`` (with ``why``) when that cannot be promised. An engine that gets
-``None`` reports the rule as not evaluated: a wrong count is never an option.
+target engine, or raises ``Untranslatable`` saying why that cannot be promised. An engine that
+gets no pattern reports the rule as not evaluated: a wrong count is never an option.
 
 How exactness is reached: the pattern is parsed here (a subset of the Rust syntax), and every
 construct whose meaning differs between dialects is rewritten into one both read alike:
@@ -16,7 +16,7 @@ construct whose meaning differs between dialects is rewritten into one both read
 * ``\A`` / ``\z`` -> ``^`` / ``$`` (without the ``m`` flag they mean the same in all three);
 * laziness (``*?``) is dropped: it never changes whether a string matches.
 
-Refused (``None``): flags (``(?i)``, ``(?m)``, ``(?s)``, ``(?x)``: case folding and line modes
+Refused (``Untranslatable``): flags (``(?i)``, ``(?m)``, ``(?s)``, ``(?x)``: case folding and line modes
 differ), word boundaries ``\b`` / ``\B``, repetition counts over 255 (Postgres' limit), and any
 syntax this parser does not know. Flavors: ``postgres`` (Postgres ARE, a database in UTF-8) and
 ``re2`` (DuckDB). No SQL here: the SQL engine wraps the result in its dialect's match operator.
@@ -292,7 +292,7 @@ class _Parser:
                     ranges += _complement(cls) if neg else cls
                     continue
                 raise Untranslatable("nested classes or set operations")
-            if ch in "&~-" and self.peek() == ch and ch != "-":
+            if ch in "&~-" and self.peek() == ch:
                 raise Untranslatable("class set operations")
             if ch == "\\":
                 esc = self.take()
