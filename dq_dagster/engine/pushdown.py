@@ -201,7 +201,7 @@ def _literal(value: Any, col: _Col) -> sa.ColumnElement[Any]:
     if isinstance(value, int) and col.category == "int":
         return sa.literal(value, sa.BigInteger())
     if isinstance(value, int | float) and col.category in ("float", "int"):
-        return sa.literal(float(value), sa.Float())
+        return sa.literal(float(value), sa.Double())
     if isinstance(value, int | float):
         return sa.literal(value)
     if isinstance(value, datetime):
@@ -296,7 +296,7 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Plus": lambda a, b: a + b,
     "Minus": lambda a, b: a - b,
     "Multiply": lambda a, b: a * b,
-    "TrueDivide": lambda a, b: sa.cast(a, sa.Float()) / sa.cast(b, sa.Float()),
+    "TrueDivide": lambda a, b: sa.cast(a, sa.Double()) / sa.cast(b, sa.Double()),
     "Eq": lambda a, b: a == b,
     "NotEq": lambda a, b: a != b,
     "Lt": lambda a, b: a < b,
@@ -354,7 +354,7 @@ def _literal_node(body: Any) -> Any:
     if inner_kind in ("Float", "Float64", "Float32"):
         if not math.isfinite(float(inner)):
             raise _NotExact("non-finite literal")
-        return sa.literal(float(inner), sa.Float())
+        return sa.literal(float(inner), sa.Double())
     if inner_kind == "String":
         return sa.literal(str(inner), sa.String())
     if inner_kind == "Boolean":
@@ -415,7 +415,7 @@ _SA_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "timestamp": sa.DateTime(),
     "date": sa.Date(),
     "bool": sa.Boolean(),
-    "float": sa.Float(),
+    "float": sa.Double(),
     "numeric": sa.Numeric(),
     "int": sa.BigInteger(),
     "text": sa.String(),

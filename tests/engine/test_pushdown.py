@@ -260,7 +260,7 @@ def edge_contract() -> DataContract:
         ],
     }
     templates = [
-        {"template_id": "cross", "rule_type": "expression", "parameters": {"expression": "x <= n * 2 AND NOT (n IS NULL)"}},
+        {"template_id": "cross", "rule_type": "expression", "parameters": {"expression": "x / 2 <= n AND NOT (n IS NULL)"}},
         {"template_id": "dot", "rule_type": "regex", "parameters": {"pattern": "a.b"}},
         {"template_id": "len", "rule_type": "length", "parameters": {"min_length": 1, "max_length": 2}},
         {"template_id": "rng", "rule_type": "range", "severity": "soft", "parameters": {"min_value": -1, "max_value": 2}},

@@ -42,12 +42,31 @@ PATTERNS = [
     r"(?i)ab",
     r"\bab\b",
 ]
-ALPHABET = list("abcdzxyABCD0189 -.$^@_é\u00e9\u00c4ü\u00a0\u2003\t\n\r١٢٣²€😀INV") + ["\u212a", "ß", "ẞ", "Σσς", "\u0660"]
+ALPHABET = list("abcdzxyABCD0189 -.$^@_é\u00e9\u00c4ü\u00a0\u2003\t\n\r١٢٣²€😀INV") + [
+    "\u212a",
+    "ß",
+    "ẞ",
+    "Σσς",
+    "\u0660",
+]
 
 
 def strings(n: int, seed: int = 5) -> list[str]:
     rng = random.Random(seed)
-    out = ["", "ab", "ab\n", "a\nb", "INV-12345678", "inv-12345678", "x@y.io", "x @y.io", "x@y.COM", "١٢٣", "12", "A😀"]
+    out = [
+        "",
+        "ab",
+        "ab\n",
+        "a\nb",
+        "INV-12345678",
+        "inv-12345678",
+        "x@y.io",
+        "x @y.io",
+        "x@y.COM",
+        "١٢٣",
+        "12",
+        "A😀",
+    ]
     while len(out) < n:
         out.append("".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 6))))
     return out
