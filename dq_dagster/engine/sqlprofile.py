@@ -102,7 +102,7 @@ def _category(col: _Col, declared: str | None) -> str:
 def _finite(v: sa.ColumnElement[Any], category: str) -> sa.ColumnElement[Any]:
     if category != "float":
         return v
-    inf = sa.cast(sa.literal("Infinity"), sa.Double())
+    inf: sa.ColumnElement[Any] = sa.cast(sa.literal("Infinity"), sa.Double())
     ok = sa.and_(v != inf, v != -inf)
     return sa.case((ok, v), else_=sa.null())
 
@@ -142,7 +142,7 @@ def _profile(
         aggs.append(sa.func.count(sa.distinct(v)).label(f"{k}d"))
         if cat in _NUMERIC:
             f = _finite(v, cat)
-            ff = sa.cast(f, sa.Double())
+            ff: sa.ColumnElement[Any] = sa.cast(f, sa.Double())
             aggs += [
                 sa.func.min(f).label(f"{k}lo"),
                 sa.func.max(f).label(f"{k}hi"),

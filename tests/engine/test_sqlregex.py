@@ -42,12 +42,9 @@ PATTERNS = [
     r"(?i)ab",
     r"\bab\b",
 ]
-ALPHABET = list("abcdzxyABCD0189 -.$^@_é\u00e9\u00c4ü\u00a0\u2003\t\n\r١٢٣²€😀INV") + [
-    "\u212a",
-    "ß",
-    "ẞ",
-    "Σσς",
-    "\u0660",
+ALPHABET = [
+    *"abcdzxyABCD0189 -.$^@_\u00e9\u00c4\u00fc\u00a0\u2003\t\n\r\u0661\u0662\u0663\u00b2\u20ac\U0001f600INV",
+    *("\u212a", "\u00df", "\u1e9e", "\u03a3\u03c3\u03c2", "\u0660"),
 ]
 
 
@@ -63,7 +60,7 @@ def strings(n: int, seed: int = 5) -> list[str]:
         "x@y.io",
         "x @y.io",
         "x@y.COM",
-        "١٢٣",
+        "\u0661\u0662\u0663",
         "12",
         "A😀",
     ]
