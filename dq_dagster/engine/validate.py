@@ -194,7 +194,9 @@ def assemble_report(
     )
 
 
-def _aggregate(frame: pl.LazyFrame, evaluated: list[_Evaluated]) -> dict[str, Any]:
+def _aggregate(
+    frame: pl.LazyFrame, evaluated: list[_Evaluated], *, streaming: bool = False
+) -> dict[str, Any]:
     """One row: ``__rows``, ``__rows_failed`` and per rule ``c<k>`` / ``f<k>`` / ``s<k>``."""
     # Each distinct failure mask becomes one boolean column (a bitmap: 1M rows cost 125 kB),
     # computed once and in parallel, then read by the count, the sample and the any-hard-rule
@@ -229,7 +231,7 @@ def _aggregate(frame: pl.LazyFrame, evaluated: list[_Evaluated]) -> dict[str, An
     if hard:
         aggs.append(pl.any_horizontal([pl.col(h) for h in sorted(hard)]).sum().alias("__rows_failed"))
     staged = frame.with_columns([m.alias(f"{_MASK}{i}") for i, m in enumerate(masks)]) if masks else frame
-    out = staged.select(aggs).collect(optimizations=_NO_CSE)
+    out = staged.select(aggs).collect(optimizations=_NO_CSE, engine="streaming" if streaming else "auto")
     return out.row(0, named=True)
 
 
