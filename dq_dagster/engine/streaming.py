@@ -18,6 +18,7 @@ and histograms need the whole column. No rule logic here (rules.py), no report a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 import os
 import shutil
 import tempfile
@@ -41,7 +42,8 @@ _BUCKET_BYTES = 64 * 1024 * 1024
 
 def scan_file(path: str | os.PathLike[str], file_format: str | None = None) -> pl.LazyFrame:
     """A lazy scan of a CSV or Parquet file (by ``file_format``, else by extension); CSV is read
-    with ``pl.read_csv``'s defaults, so both give the same columns and types."""
+    with ``pl.read_csv``'s defaults, so both give the same columns and types.
+    """
     p = Path(path)
     fmt = (file_format or p.suffix.lstrip(".")).lower()
     if fmt in ("parquet", "pq"):
@@ -114,7 +116,7 @@ def _external_unique(
     spec: RuleSpec,
     exprs: RuleExprs,
     frame: pl.LazyFrame,
-    refs: dict[str, object],
+    refs: Mapping[str, object],
     duplicates: dict[tuple[str, ...], pl.Series],
     spill: Path,
     buckets: int,
@@ -132,7 +134,11 @@ def _duplicated_rows(frame: pl.LazyFrame, keys: tuple[str, ...], folder: Path, b
     key_cols = [pl.col(k).alias(f"k{i}") for i, k in enumerate(keys)]
     names = [f"k{i}" for i in range(len(keys))]
     complete = pl.all_horizontal([pl.col(n).is_not_null() for n in names])
-    bucket = pl.struct(names).hash(seed=0x5EED) % buckets if len(names) > 1 else pl.col(names[0]).hash(0x5EED) % buckets
+    bucket = (
+        pl.struct(names).hash(seed=0x5EED) % buckets
+        if len(names) > 1
+        else pl.col(names[0]).hash(0x5EED) % buckets
+    )
     staged = frame.select(pl.col(_ROW), *key_cols).filter(complete).with_columns(bucket.alias(_BUCKET))
     folder.mkdir(parents=True)
     staged.sink_parquet(pl.PartitionBy(folder, key=_BUCKET, include_key=False), mkdir=True)
