@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from dq_dagster.engine.rules import RulePlan, RuleSpec, compile_rules
@@ -364,6 +365,19 @@ def _literal_node(body: Any) -> Any:
 
 # -- running it ----------------------------------------------------------------------------------------
 
+_ANY_KEYS = 100_000
+"""At most this many duplicated keys are sent back to Postgres as an array; more: a CTE join."""
+
+
+def _duplicated_keys(conn: Connection, table: sa.TableClause, key: sa.ColumnElement[Any]) -> list[Any] | None:
+    """The values of ``key`` occurring more than once (None: more than ``_ANY_KEYS`` of them)."""
+    query = (
+        sa.select(key).select_from(table).where(key.is_not(None)).group_by(key)
+        .having(sa.func.count() > 1).limit(_ANY_KEYS + 1)
+    )  # fmt: skip
+    found = list(conn.execute(query).scalars())
+    return None if len(found) > _ANY_KEYS else found
+
 
 def split_table_name(name: str) -> tuple[str | None, str]:
     """``schema.table`` -> (schema, table); ``table`` -> (None, table)."""
@@ -510,11 +524,21 @@ def _validate(
         except _NotExact as exc:
             pending[spec.rule_id] = (f"not evaluated in {dialect.name}: {exc}", False)
 
-    # Uniqueness: one GROUP BY per distinct key, hash-joined back so each row knows its flag.
+    # Uniqueness: one GROUP BY per distinct key. On Postgres the duplicated keys come back first
+    # (when there are at most _ANY_KEYS of them) and the main scan tests ``key = ANY(:keys)``, a
+    # hashed lookup that parallel workers share; joining a CTE instead makes every parallel
+    # worker recompute the whole GROUP BY. Elsewhere (and for composite keys) the GROUP BY is a
+    # CTE hash-joined back, so each row still knows its flag in the one main scan.
     source: sa.FromClause = table
     dup_flag: dict[tuple[str, ...], sa.ColumnElement[bool]] = {}
     for i, keys in enumerate(dict.fromkeys(r.dup_keys for r in rules if r.dup_keys)):
         exprs = [_typed(cols[k]) for k in keys]
+        if dialect.name == "postgresql" and len(keys) == 1:
+            found = _duplicated_keys(conn, table, exprs[0])
+            if found is not None:
+                param = sa.bindparam(f"dq_dup{i}", found, type_=postgresql.ARRAY(exprs[0].type))
+                dup_flag[keys] = exprs[0] == sa.any_(param) if found else sa.false()
+                continue
         dups = (
             sa.select(*(e.label(f"k{j}") for j, e in enumerate(exprs)))
             .where(*(e.is_not(None) for e in exprs))

@@ -18,10 +18,10 @@ and histograms need the whole column. No rule logic here (rules.py), no report a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
