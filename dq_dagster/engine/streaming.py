@@ -21,7 +21,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -98,7 +97,7 @@ def validate_file(
                 continue
             exprs = spec.build(prep.refs)
             if spec.kind == "unique":
-                exprs = _external_unique(spec, exprs, prep.frame, prep.refs, duplicates, spill, buckets)
+                exprs = _external_unique(spec, exprs, prep.frame, duplicates, spill, buckets)
             elif exprs.condition is not None:
                 problem = _check_condition(prep.frame, exprs.condition)
                 if problem is not None:
@@ -116,7 +115,6 @@ def _external_unique(
     spec: RuleSpec,
     exprs: RuleExprs,
     frame: pl.LazyFrame,
-    refs: Mapping[str, object],
     duplicates: dict[tuple[str, ...], pl.Series],
     spill: Path,
     buckets: int,

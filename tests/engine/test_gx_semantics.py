@@ -325,3 +325,81 @@ def test_nan_is_missing_like_null_in_every_rule() -> None:
             "x.max_value": (0, 2),
             "x.allowed_values": (0, 2),
         }, name
+
+
+def test_cleansing_turns_nan_into_null() -> None:
+    from dq_dagster.engine import cleanse
+
+    ds = DatasetContract.model_validate(
+        {
+            "dataset_contract_id": "n",
+            "dataset_type": "n",
+            "tenant_id": "T",
+            "environment": "dev",
+            "version": "1",
+            "primary_keys": ["k"],
+            "columns": [
+                {"column_id": "k", "data_type": "decimal"},
+                {"column_id": "s", "data_type": "decimal"},
+            ],
+        }
+    )
+    result = cleanse(pl.DataFrame({"k": [1.0, math.nan, 2.0], "s": ["1", "NaN", "x"]}), ds)
+    assert result.frame.to_dict(as_series=False) == {"k": [1.0, 2.0], "s": [1.0, None]}
+    assert result.report.rejection_reasons["null_primary_key"] == 1
+    steps = {(t.name, t.column): t.rows_affected for t in result.report.transformations}
+    assert steps[("nan_to_null", "k")] == 1 and steps[("nan_to_null", "s")] == 1
+    assert {c.column: c.values_nulled for c in result.report.column_changes} == {"k": 0, "s": 1}
+
+
+@pytest.mark.parametrize(
+    ("constraints", "message"),
+    [
+        ({"min_value": 10}, "numeric bound 10 on column 'x' declared string"),
+        ({"max_value": "10"}, "numeric bound '10' on column 'x' declared string"),
+        ({"min_length": 5, "max_length": 2}, "column 'x' has min_length 5 > max_length 2"),
+        ({"regex": "(?<=a)b"}, "look-around"),
+        ({"regex": "(a)\\1"}, "backreferences"),
+    ],
+)
+def test_contracts_that_cannot_mean_what_they_say_are_refused(
+    constraints: dict[str, Any], message: str
+) -> None:
+    from dq_dagster.engine import compile_rules
+
+    ds = DatasetContract.model_validate(
+        {
+            "dataset_contract_id": "n",
+            "dataset_type": "n",
+            "tenant_id": "T",
+            "environment": "dev",
+            "version": "1",
+            "columns": [{"column_id": "x", "data_type": "string", "constraints": constraints}],
+        }
+    )
+    with pytest.raises(ContractRuleError, match=message.replace("(", r"\(").replace("?", r"\?")) as err:
+        compile_rules(ds)
+    assert str(err.value).startswith("columns.0.constraints.")
+    assert "\n" not in str(err.value)
+
+
+def test_min_above_max_is_refused_for_numbers_dates_and_bindings() -> None:
+    from dq_dagster.engine import compile_rules
+
+    def ds(col: dict[str, Any]) -> DatasetContract:
+        return DatasetContract.model_validate(
+            {"dataset_contract_id": "n", "dataset_type": "n", "tenant_id": "T", "environment": "dev",
+             "version": "1", "columns": [{"column_id": "x", **col}]}
+        )  # fmt: skip
+
+    with pytest.raises(ContractRuleError, match="min_value 5 > max_value 1"):
+        compile_rules(ds({"data_type": "integer", "constraints": {"min_value": 5, "max_value": 1}}))
+    with pytest.raises(ContractRuleError, match="min_value"):
+        compile_rules(
+            ds({"data_type": "date", "constraints": {"min_value": "2024-02-01", "max_value": "2024-01-01"}})
+        )
+    with pytest.raises(ContractRuleError, match="declared json"):
+        compile_rules(ds({"data_type": "json", "constraints": {"min_value": 1}}))
+    compile_rules(
+        ds({"data_type": "string", "constraints": {"min_value": "A", "max_value": "M"}})
+    )  # text bounds are fine
