@@ -345,6 +345,7 @@ def write_json(
     kept, in table order, so ``make bench-large`` adds its rows to ``make bench``'s."""
     path.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Any] = {}
+    new_rows = {r.id.rstrip("abcdefgh") for r in results}
     if merge and path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
         new_ids = {r.id for r in results}
@@ -364,7 +365,7 @@ def write_json(
         "table": table(results),
     }
     if merge:
-        runs["+".join(sorted({r.id.rstrip("abcdefgh") for r in results}, key=int))] = {
+        runs["+".join(sorted(new_rows, key=int))] = {
             k: payload[k] for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")
         }
         payload["runs"] = runs

@@ -2,8 +2,8 @@
 validated on polars' streaming engine (``validate_file``), in a fresh process whose peak resident
 memory the kernel reports (``VmHWM``).
 
-14a: the run's time against one streaming read of every column of the same file (the least any
-validation must do); 14b: its peak resident memory against the 2 GiB budget. The file is
+14a: the run's time against reading every column of the same file in the same batches (null
+counts: the least any validation must do); 14b: its peak resident memory against the 2 GiB budget. The file is
 generated in 5M-row chunks (ids renumbered so chunks never collide, every injected defect kept),
 written to a temporary folder (``DQ_BENCH_TMP`` or the system's) and deleted afterwards; the
 report must count exactly the defects injected. A large row: ``make bench-large``.
@@ -90,8 +90,10 @@ def _probe(path: str, which: str) -> dict[str, Any]:
             "engine": report.metadata.get("engine"),
         }
     else:
-        lf = pl.scan_parquet(path)
-        lf.select(pl.all().null_count()).collect(engine="streaming")
+        from dq_dagster.engine.streaming import iter_batches
+
+        for batch in iter_batches(path):
+            batch.null_count()
         out = {}
     out["seconds"] = time.perf_counter() - started
     out["peak_mb"] = _hwm_mb()
@@ -154,7 +156,7 @@ def run_all(config: Config, services: Services, only: set[str] | None = None) ->
             "latency",
             "",
             None,
-            baseline_name="one streaming read of every column of the same file (null counts), fresh process",
+            baseline_name="reading every column of the same file in the same batches (null counts), fresh process",
             details=details,
         )
         time_result.ours = Stats.of([o["seconds"] for o in ours], "s")

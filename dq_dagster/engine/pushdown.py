@@ -22,7 +22,9 @@ need parsing, an expression outside the translatable subset) is reported as not 
 the reason, never with a count that might be wrong. Verified dialects: ``postgresql`` and
 ``duckdb``; others run everything but regex rules and compare strings with their own collation.
 
-What must not live here: rule compilation (rules.py), report assembly (validate.py), polars.
+What must not live here: rule compilation (rules.py), report assembly (validate.py), polars,
+profiling (sqlprofile.py), regex translation (sqlregex.py). At ~600 lines it holds one thing:
+the rule plan as SQL, type mapping to execution.
 """
 
 from __future__ import annotations

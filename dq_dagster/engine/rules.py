@@ -29,7 +29,9 @@ value rules (bounds, allowed values, regex, lengths, types) pass it, uniqueness 
 Each spec also carries its rule in declarative form (``kind`` + ``params``) for engines that do
 not run polars (``dq_dagster.engine.sql``).
 
-Evaluation, reports and masking live elsewhere (validate.py, masking.py).
+Evaluation, reports and masking live elsewhere (validate.py, masking.py). The module is long
+(~700 lines) because the compiler and the polars expression of each rule type belong together:
+splitting them would put a rule's meaning in two files.
 """
 
 from __future__ import annotations

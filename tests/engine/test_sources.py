@@ -24,12 +24,12 @@ from tests.engine.conftest import SqlDb
 from tests.engine.test_pushdown import assert_same, edge_contract, edge_frame
 
 
-@pytest.mark.parametrize("buckets", [1, 5])
-def test_parquet_streaming_equals_in_memory(tmp_path: Path, buckets: int) -> None:
+@pytest.mark.parametrize(("buckets", "batch_rows"), [(1, 1_000_000), (5, 7_000), (None, 2_999)])
+def test_parquet_streaming_equals_in_memory(tmp_path: Path, buckets: int | None, batch_rows: int) -> None:
     df, counts = generate_billing(30_000, seed=4)
     path = tmp_path / "billing.parquet"
     df.write_parquet(path, row_group_size=4_000)
-    report = validate_file(path, billing_contract(), buckets=buckets, spill_dir=tmp_path)
+    report = validate_file(path, billing_contract(), buckets=buckets, batch_rows=batch_rows, spill_dir=tmp_path)
     assert_same(report, validate(df, billing_contract()))
     assert report.metadata["engine"] == "polars-streaming"
     assert report.rows_failed == counts.rows_failing_hard_rules
@@ -37,13 +37,17 @@ def test_parquet_streaming_equals_in_memory(tmp_path: Path, buckets: int) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["billing.parquet"]  # spill removed
 
 
-def test_csv_streaming_equals_in_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [64 * 1024 * 1024, 50_000, 4_000])
+def test_csv_streaming_equals_in_memory(tmp_path: Path, chunk: int) -> None:
     df, _ = generate_billing(8_000, seed=2)
+    # Quoted fields with commas, doubled quotes and newlines must not be cut.
+    odd = ['a "quoted", name\nover two lines', "x\r\ny", '""', ",", "plain"]
+    df = df.with_columns(pl.Series("note", [odd[i % len(odd)] for i in range(df.height)]))
     path = tmp_path / "billing.csv"
     df.write_csv(path)
-    assert_same(
-        validate_file(path, billing_contract(), buckets=3), validate(pl.read_csv(path), billing_contract())
-    )
+    report = validate_file(path, billing_contract(), buckets=3, csv_chunk_bytes=chunk)
+    assert_same(report, validate(pl.read_csv(path), billing_contract()))
+    assert report.row_count == 8_000
 
 
 def test_every_rule_type_streams_identically(tmp_path: Path) -> None:
