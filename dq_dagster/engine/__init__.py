@@ -41,6 +41,7 @@ from dq_dagster.engine.rules import (
 from dq_dagster.engine.rules import (
     compile_rules as compile_rules,
 )
+from dq_dagster.engine.rules import regex_problem as regex_problem
 from dq_dagster.engine.sources import FileSource as FileSource
 from dq_dagster.engine.sources import SourceError as SourceError
 from dq_dagster.engine.sources import TableSource as TableSource

@@ -68,6 +68,7 @@ __all__ = [
     "RuleSpec",
     "compile_rules",
     "prepare_frame",
+    "regex_problem",
     "resolve_dataset",
 ]
 
@@ -317,6 +318,19 @@ def _ordered(lo: Any, hi: Any) -> bool:
         return True
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a regex of the contract's dialect (None: it is). For importers
+    (e.g. an ODCS ``pattern``) that must keep such a rule as not evaluated instead of refusing
+    the whole contract.
+    """
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith("error:")]
+        return lines[0].removeprefix("error:").strip() if lines else str(exc).splitlines()[0]
+    return None
+
+
 class _Compiler:
     def __init__(self, contract: DataContract | None, dataset: DatasetContract, ds_index: int) -> None:
         self.contract = contract
@@ -396,15 +410,12 @@ class _Compiler:
             )
 
     def _pattern(self, pattern: str, field: str) -> str:
-        try:
-            pl.select(pl.lit("").str.contains(pattern))
-        except pl.exceptions.PolarsError as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith("error:")]
-            why = lines[0].removeprefix("error:").strip() if lines else str(exc).splitlines()[0]
+        why = regex_problem(pattern)
+        if why is not None:
             raise ContractRuleError(
                 f"{field}: invalid regex {pattern!r} in the contract's dialect ({REGEX_DIALECT}): {why}",
                 field=field,
-            ) from exc
+            )
         return pattern
 
     def keys(self) -> None:

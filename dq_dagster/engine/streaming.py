@@ -62,7 +62,8 @@ def _format(path: Path, file_format: str | None) -> str:
 
 def scan_file(path: str | os.PathLike[str], file_format: str | None = None) -> pl.LazyFrame:
     """A lazy scan of a CSV or Parquet file (by ``file_format``, else by extension); CSV is read
-    with ``pl.read_csv``'s defaults, so both give the same columns and types."""
+    with ``pl.read_csv``'s defaults, so both give the same columns and types.
+    """
     p = Path(path)
     return pl.scan_parquet(p) if _format(p, file_format) == "parquet" else pl.scan_csv(p)
 
@@ -110,7 +111,8 @@ def _csv_chunks(path: Path, size: int) -> Iterator[bytes]:
 
 def _last_record_end(data: bytes) -> int:
     """The end of the last complete record: after a newline with an even number of ``"`` before
-    it (outside quotes; RFC 4180 doubles quotes inside fields, so parity tells). 0: none."""
+    it (outside quotes; RFC 4180 doubles quotes inside fields, so parity tells). 0: none.
+    """
     nl = data.rfind(b"\n")
     quotes = data.count(b'"', 0, nl) if nl >= 0 else 0
     while nl >= 0:
@@ -157,7 +159,9 @@ def validate_file(
             keys = tuple(spec.params.get("keys") or spec.columns)
             if keys not in duplicates and all(k in columns for k in keys):
                 folder = spill / f"k{len(duplicates)}"
-                duplicates[keys] = _duplicated_rows(p, fmt, plan, keys, folder, buckets, batch_rows, csv_chunk_bytes)
+                duplicates[keys] = _duplicated_rows(
+                    p, fmt, plan, keys, folder, buckets, batch_rows, csv_chunk_bytes
+                )
 
         # The plan's expressions, checked once against the (empty) frame of the file's schema.
         prep0 = prepare_frame(empty.lazy().with_row_index(_ROW), plan.dataset)
@@ -224,9 +228,10 @@ def _duplicated_rows(
     names = [f"k{i}" for i in range(len(keys))]
     offset = 0
     n_buckets = buckets
-    part = 0
-    batches = iter_batches(path, fmt, columns=list(keys), batch_rows=batch_rows, csv_chunk_bytes=csv_chunk_bytes)
-    for batch in batches:
+    batches = iter_batches(
+        path, fmt, columns=list(keys), batch_rows=batch_rows, csv_chunk_bytes=csv_chunk_bytes
+    )
+    for part, batch in enumerate(batches):
         if n_buckets is None:
             # Sized from the first batch and the file: about _BUCKET_ROWS rows per bucket.
             n_buckets = max(1, math.ceil(_estimated_rows(path, fmt, batch) / _BUCKET_ROWS))
@@ -242,7 +247,6 @@ def _duplicated_rows(
         )
         for (b,), frame in staged.partition_by(_BUCKET, as_dict=True).items():
             frame.drop(_BUCKET).write_parquet(folder / f"b{b}-{part:06d}.parquet")
-        part += 1
         offset += batch.height
     found: list[pl.Series] = []
     for b in range(n_buckets or 0):

@@ -29,7 +29,9 @@ def test_parquet_streaming_equals_in_memory(tmp_path: Path, buckets: int | None,
     df, counts = generate_billing(30_000, seed=4)
     path = tmp_path / "billing.parquet"
     df.write_parquet(path, row_group_size=4_000)
-    report = validate_file(path, billing_contract(), buckets=buckets, batch_rows=batch_rows, spill_dir=tmp_path)
+    report = validate_file(
+        path, billing_contract(), buckets=buckets, batch_rows=batch_rows, spill_dir=tmp_path
+    )
     assert_same(report, validate(df, billing_contract()))
     assert report.metadata["engine"] == "polars-streaming"
     assert report.rows_failed == counts.rows_failing_hard_rules
