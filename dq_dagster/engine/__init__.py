@@ -2,8 +2,8 @@
 ``DataContract`` / ``DatasetContract``, run where the data lives.
 
 Three engines give the same reports: polars in memory (``validate``, ``profile``, ``cleanse`` on
-polars or pandas frames), polars' streaming engine for CSV / Parquet files larger than memory
-(``validate_file``), and SQL pushed down into a database (``validate_table``,
+polars or pandas frames), polars batch by batch for CSV / Parquet files larger than memory
+(``validate_file``, bounded memory), and SQL pushed down into a database (``validate_table``,
 ``profile_table``). ``validate_source`` / ``profile_source`` pick the engine from the source
 (a frame, a ``FileSource``, a ``TableSource``); ``metadata["engine"]`` records which ran.
 

@@ -1,7 +1,7 @@
 """Where a dataset lives, and the engine that validates it there.
 
 A source is a frame (polars / pandas: the in-memory polars engine), a ``FileSource`` (CSV or
-Parquet: polars' streaming engine, memory bounded whatever the file's size) or a
+Parquet: validated batch by batch, memory bounded whatever the file's size) or a
 ``TableSource`` (a table in a database: the SQL engine, rules pushed down, nothing copied out).
 ``validate_source`` / ``profile_source`` pick the engine; every report records which one ran in
 ``metadata["engine"]`` (``polars``, ``polars-streaming``, ``sql:<dialect>``).
@@ -116,7 +116,7 @@ class TableSource:
 
 @dataclass(frozen=True)
 class FileSource:
-    """A CSV or Parquet file validated by streaming (``file_format`` defaults to the extension)."""
+    """A CSV or Parquet file validated batch by batch (``file_format`` defaults to the extension)."""
 
     path: str
     file_format: str | None = None
@@ -141,7 +141,7 @@ def validate_source(
     *,
     dataset_type: str | None = None,
 ) -> ValidationReport:
-    """Validate the data where it lives: a table in place, a file by streaming, a frame in memory.
+    """Validate the data where it lives: a table in place, a file in batches, a frame in memory.
 
     A ``str`` / ``Path`` is a file path. The report's ``metadata["engine"]`` says which ran.
     """
