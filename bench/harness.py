@@ -48,6 +48,10 @@ class Config:
     csv_bytes: int = 50 * 1024 * 1024
     target_seconds: float = 0.25
     """How long one repetition of a fast operation runs (it is repeated in a loop that long)."""
+    # 13-14: large rows (make bench-large)
+    pg_rows: int = 10_000_000
+    large_rows: int = 95_000_000
+    large_reps: int = 3
 
     @classmethod
     def full(cls) -> Config:
@@ -70,6 +74,9 @@ class Config:
             rows=5_000,
             csv_bytes=200_000,
             target_seconds=0.01,
+            pg_rows=20_000,
+            large_rows=60_000,
+            large_reps=1,
         )
 
 
@@ -312,10 +319,41 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _row_order(r: Result) -> tuple[int, str]:
+    digits = r.id.rstrip("abcdefgh")
+    return (int(digits) if digits.isdigit() else 0, r.id)
+
+
+def _from_dict(d: dict[str, Any]) -> Result:
+    d = dict(d)
+    for side in ("ours", "baseline"):
+        if d.get(side) is not None:
+            d[side] = Stats(**d[side])
+    return Result(**d)
+
+
 def write_json(
-    path: Path, results: Sequence[Result], config: Config, started: dict[str, Any], seconds: float
+    path: Path,
+    results: Sequence[Result],
+    config: Config,
+    started: dict[str, Any],
+    seconds: float,
+    *,
+    merge: bool = False,
 ) -> None:
+    """Write the run; with ``merge`` (a run of some rows) the other rows of an existing file are
+    kept, in table order, so ``make bench-large`` adds its rows to ``make bench``'s."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, Any] = {}
+    new_rows = {r.id.rstrip("abcdefgh") for r in results}
+    if merge and path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        new_ids = {r.id for r in results}
+        kept = [_from_dict(r) for r in old.get("results", []) if r["id"] not in new_ids]
+        results = sorted([*kept, *results], key=_row_order)
+        runs = old.get("runs") or {
+            "full": {k: old.get(k) for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")}
+        }
     payload = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "smoke": config.smoke,
@@ -326,6 +364,11 @@ def write_json(
         "results": [asdict(r) for r in results],
         "table": table(results),
     }
+    if merge:
+        runs["+".join(sorted(new_rows, key=int))] = {
+            k: payload[k] for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")
+        }
+        payload["runs"] = runs
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)

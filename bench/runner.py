@@ -28,9 +28,15 @@ GROUPS: list[tuple[set[str], str, str]] = [
     ({"8"}, "Dagster materialize", "bench.dagster_graph"),
     ({"9", "10", "11"}, "validation", "bench.validation"),
     ({"12"}, "CSV pipeline", "bench.pipeline"),
+    ({"13"}, "validation pushed down into Postgres (large)", "bench.pushdown"),
+    ({"14"}, "streaming validation of a file larger than memory (large)", "bench.streaming"),
 ]
 """(table rows, title, module with ``run_all(config, services, only)``); imported when run, so a
 run of the SQL rows never pays for importing Dagster."""
+
+LARGE = {"13", "14"}
+"""Rows that take minutes and gigabytes: run by ``make bench-large`` (``--large``), or when named
+with ``--only``; the smoke run runs them at toy sizes."""
 
 
 def run(
@@ -40,6 +46,7 @@ def run(
     output: Path | None = None,
     services: Services | None = None,
     echo: Callable[[str], None] = print,
+    large: bool = False,
 ) -> list[Result]:
     config = Config.smoke_run() if smoke else Config.full()
     started_info = harness.machine()
@@ -58,6 +65,8 @@ def run(
                 services.azurite_connection_string, services.azurite_reason = conn, why
         for rows, title, module in GROUPS:
             if only is not None and not rows & only:
+                continue
+            if rows <= LARGE and not (large or smoke or only is not None):
                 continue
             echo(f"== {title} (rows {', '.join(sorted(rows, key=int))})")
             t0 = time.monotonic()
@@ -82,7 +91,7 @@ def run(
     echo("Baselines:")
     echo(harness.baselines(results))
     if output is not None:
-        harness.write_json(output, results, config, started_info, elapsed)
+        harness.write_json(output, results, config, started_info, elapsed, merge=only is not None)
     return results
 
 

@@ -5,7 +5,8 @@ Steps, in order, all driven by the contract:
 
 1. per contract column: trim string values; normalise the case of a value that is not allowed
    but whose case-insensitive match is exactly one allowed value (``'eur'`` -> ``'EUR'``); cast
-   to the declared type (a value that cannot be converted becomes null and is counted);
+   to the declared type (a value that cannot be converted becomes null and is counted); NaN
+   becomes null (it is missing, as in every rule);
 2. reject rows whose primary key is null (after the cast), and, with ``reject_null_required``,
    rows with a null in a column whose not-null rule is hard;
 3. drop exact duplicate rows, then rows repeating an earlier primary key (the first one stays).
@@ -83,12 +84,23 @@ class _ColumnPlan:
                     normalised = pl.when(cur.is_in(values)).then(cur).otherwise(fixed)
                     self._flag("normalise_case", normalised != cur, "case matched to an allowed value")
                     cur = normalised
+        if dtype.is_float():
+            # NaN is missing (rule semantics): cleansed data holds null, as every rule reads it.
+            self._flag("nan_to_null", cur.is_nan(), "NaN replaced by null (missing)")
+            cur = cur.fill_nan(None)
         tc = typed_column(cur, dtype, col)
         if tc.expr is not None:
             self._flag("cast", cur.is_not_null(), f"cast to {col.data_type.value}")
+            typed = tc.expr
+            if tc.dtype.is_float():
+                nan = typed.is_nan().fill_null(False)
+                self._flag("nan_to_null", nan, "NaN replaced by null (missing)")
+                typed = typed.fill_nan(None)
+            else:
+                nan = pl.lit(False)
             if tc.may_fail:
-                self.flags["__nulled"] = cur.is_not_null() & tc.expr.is_null()
-            cur = tc.expr
+                self.flags["__nulled"] = cur.is_not_null() & typed.is_null() & ~nan
+            cur = typed
         self.expr = cur.alias(c)
         self.key = f"{_FLAG}{index}_"
 

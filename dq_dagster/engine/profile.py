@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -38,7 +39,7 @@ from dq_stores.models import (
 )
 from dq_stores.models.common import JsonScalar, utcnow
 
-__all__ = ["profile"]
+__all__ = ["finish_profile", "profile"]
 
 _NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
 _ORDERED = (pl.String, pl.Date, pl.Datetime, pl.Time, pl.Duration, pl.Boolean, pl.Categorical, pl.Enum)
@@ -238,6 +239,22 @@ def profile(
             histogram=histogram,
         )
 
+    return finish_profile(header, dataset, row_count, profiles, ranges, started, engine="polars")
+
+
+def finish_profile(
+    header: dict[str, Any],
+    dataset: DatasetContract,
+    row_count: int,
+    profiles: dict[str, ColumnProfile],
+    ranges: dict[str, tuple[float, float]],
+    started: datetime,
+    *,
+    engine: str,
+) -> ProfilingSnapshot:
+    """The snapshot of column profiles computed by any engine: the contract's profiling
+    expectations checked against them; ``ranges`` holds each numeric column's finite (min, max).
+    """
     expectations: list[ExpectationResult] = []
     for cc in dataset.columns:
         prof = profiles.get(cc.column_id)
@@ -257,5 +274,5 @@ def profile(
         row_count=row_count,
         columns=list(profiles.values()),
         expectations=expectations,
-        metadata={"dataset_contract_id": dataset.dataset_contract_id},
+        metadata={"dataset_contract_id": dataset.dataset_contract_id, "engine": engine},
     )

@@ -17,9 +17,21 @@ A spec holds no expression until ``build`` is given the columns of an actual fra
 expression depends on the column's dtype (a string column declared decimal is parsed first). A
 broken contract (bad regex, unparsable expression, min_value that is not a number, unknown
 rule type, duplicate rule id) raises ``ContractRuleError`` naming the field, before any data is
-read. Null values pass every value rule: nulls are the business of the not-null rules.
+read; so do contracts that could never mean what they say: a numeric bound on a column declared
+string (it would be compared as text, ``"2" > "10"``), a bound on a json column, bounds with
+min > max (values or lengths), and a regex outside the contract's dialect (Rust's ``regex``
+crate: no look-around, no backreferences).
 
-Evaluation, reports and masking live elsewhere (validate.py, masking.py).
+Missing values (rule semantics, the same in every engine): null **and NaN** are missing.
+``prepare_frame`` turns NaN into null once (float columns, and text that parses as NaN in a
+column declared numeric), so every rule sees one kind of missing value: not-null rules fail it,
+value rules (bounds, allowed values, regex, lengths, types) pass it, uniqueness ignores it.
+Each spec also carries its rule in declarative form (``kind`` + ``params``) for engines that do
+not run polars (``dq_dagster.engine.sql``).
+
+Evaluation, reports and masking live elsewhere (validate.py, masking.py). The module is long
+(~700 lines) because the compiler and the polars expression of each rule type belong together:
+splitting them would put a rule's meaning in two files.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -54,6 +68,7 @@ __all__ = [
     "RuleSpec",
     "compile_rules",
     "prepare_frame",
+    "regex_problem",
     "resolve_dataset",
 ]
 
@@ -114,6 +129,11 @@ class RuleSpec:
     """A missing column makes the rule pass (optional column) instead of fail."""
     build: Builder | None
     """None for the presence rule, which only looks at the schema."""
+    kind: str = ""
+    """What the rule checks, for engines other than polars: ``present``, ``not_null``,
+    ``unique``, ``data_type``, ``compare``, ``regex``, ``allowed``, ``length``, ``expression``."""
+    params: Mapping[str, Any] = dc_field(default_factory=dict)
+    """The rule's parameters in that form (``keys``, ``op`` + ``value``, ``pattern``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +294,42 @@ def _expression(expr: pl.Expr, sample: Callable[[Mapping[str, ColumnRef]], pl.Ex
 
 # -- compiling a contract ------------------------------------------------------------------
 
+REGEX_DIALECT = "Rust regex crate (the one polars uses)"
+"""The contract's regex dialect; see the README's "Rule semantics"."""
+
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _is_numeric_bound(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, str) and _NUMBER_TEXT.fullmatch(value) is not None
+
+
+def _ordered(lo: Any, hi: Any) -> bool:
+    """``lo <= hi`` for two bounds of one declared type (True when they do not compare)."""
+    try:
+        if isinstance(lo, datetime) != isinstance(hi, datetime) and isinstance(lo, date):
+            return True
+        return bool(lo <= hi)
+    except TypeError:
+        return True
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a regex of the contract's dialect (None: it is). For importers
+    (e.g. an ODCS ``pattern``) that must keep such a rule as not evaluated instead of refusing
+    the whole contract.
+    """
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith("error:")]
+        return lines[0].removeprefix("error:").strip() if lines else str(exc).splitlines()[0]
+    return None
+
 
 class _Compiler:
     def __init__(self, contract: DataContract | None, dataset: DatasetContract, ds_index: int) -> None:
@@ -296,6 +352,8 @@ class _Compiler:
         pii: bool | None = None,
         vacuous_if_missing: bool = False,
         field: str,
+        kind: str = "",
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         if any(r.rule_id == rule_id for r in self.rules):
             raise ContractRuleError(f"duplicate rule id {rule_id!r}", field=field)
@@ -312,6 +370,8 @@ class _Compiler:
                 pii=pii,
                 vacuous_if_missing=vacuous_if_missing,
                 build=build,
+                kind=kind or rule_type,
+                params=dict(params or {}),
             )
         )
 
@@ -327,11 +387,35 @@ class _Compiler:
                 f"{field}: {value!r} is not a valid {declared.value} value", field=field
             ) from exc
 
+    def _bound(self, value: Any, column: str, declared: DataType, field: str) -> Any:
+        """A min / max value, refused where it could never mean what it says."""
+        if declared == DataType.JSON:
+            raise ContractRuleError(
+                f"{field}: column {column!r} is declared json, whose values have no order", field=field
+            )
+        if declared == DataType.STRING and _is_numeric_bound(value):
+            raise ContractRuleError(
+                f"{field}: numeric bound {value!r} on column {column!r} declared string would be "
+                f"compared as text ('2' > '10'); declare the column numeric",
+                field=field,
+            )
+        return self._value(value, declared, field)
+
+    @staticmethod
+    def _check_order(lo: Any, hi: Any, column: str, what: str, field: str) -> None:
+        if lo is not None and hi is not None and not _ordered(lo, hi):
+            raise ContractRuleError(
+                f"{field}: column {column!r} has min_{what} {lo!r} > max_{what} {hi!r}: no value can pass",
+                field=field,
+            )
+
     def _pattern(self, pattern: str, field: str) -> str:
-        try:
-            pl.select(pl.lit("").str.contains(pattern))
-        except pl.exceptions.PolarsError as exc:
-            raise ContractRuleError(f"{field}: invalid regex {pattern!r}: {exc}", field=field) from exc
+        why = regex_problem(pattern)
+        if why is not None:
+            raise ContractRuleError(
+                f"{field}: invalid regex {pattern!r} in the contract's dialect ({REGEX_DIALECT}): {why}",
+                field=field,
+            )
         return pattern
 
     def keys(self) -> None:
@@ -341,9 +425,11 @@ class _Compiler:
             column = keys[0] if len(keys) == 1 else None
             names = ", ".join(keys)
             self.add("primary_key.not_null", "not_null", column, Severity.HARD,
-                     f"primary key ({names}) is never null", keys, _keys_not_null(keys), field=field)  # fmt: skip
+                     f"primary key ({names}) is never null", keys, _keys_not_null(keys), field=field,
+                     params={"keys": keys})  # fmt: skip
             self.add("primary_key.unique", "unique", column, Severity.HARD,
-                     f"primary key ({names}) is unique", keys, _unique_keys(keys), field=field)  # fmt: skip
+                     f"primary key ({names}) is unique", keys, _unique_keys(keys), field=field,
+                     params={"keys": keys})  # fmt: skip
         for i, index in enumerate(self.dataset.indexes):
             if not index.unique:
                 continue
@@ -351,7 +437,7 @@ class _Compiler:
             name = index.name or "+".join(cols)
             self.add(f"index.{name}.unique", "unique", cols[0] if len(cols) == 1 else None,
                      Severity.HARD, f"unique index {name} ({', '.join(cols)})", cols,
-                     _unique_keys(cols), field=f"{self.prefix}indexes.{i}")  # fmt: skip
+                     _unique_keys(cols), field=f"{self.prefix}indexes.{i}", params={"keys": cols})  # fmt: skip
 
     def column(self, j: int, col: ColumnContract) -> None:
         c = col.column_id
@@ -362,42 +448,52 @@ class _Compiler:
         required = col.required or cons.required
         opt = not required  # rules of an absent optional column pass: there is nothing to check
 
-        def add(rule: str, rule_type: str, desc: str, build: Builder | None, f: str) -> None:
+        def add(
+            rule: str, rule_type: str, desc: str, build: Builder | None, f: str, kind: str = "", **params: Any
+        ) -> None:
             self.add(f"{c}.{rule}", rule_type, c, sev, desc, (c,), build,
-                     vacuous_if_missing=opt, field=f)  # fmt: skip
+                     vacuous_if_missing=opt, field=f, kind=kind, params=params)  # fmt: skip
 
         if required:
             self.add(f"{c}.present", "required_column", c, sev, f"column {c} is present", (c,),
-                     None, field=f"{field}.required")  # fmt: skip
+                     None, field=f"{field}.required", kind="present")  # fmt: skip
         if required or cons.disallow_nulls:
-            add("not_null", "not_null", f"{c} is never null", _not_null(c), cf)
+            add("not_null", "not_null", f"{c} is never null", _not_null(c), cf, keys=(c,))
         if col.data_type not in (DataType.STRING, DataType.JSON):
             add("data_type", "data_type", f"{c} values are {col.data_type.value}",
-                _data_type(c), f"{field}.data_type")  # fmt: skip
+                _data_type(c), f"{field}.data_type", declared=col.data_type)  # fmt: skip
         if cons.unique:
-            add("unique", "unique", f"{c} is unique", _unique(c), f"{cf}.unique")
+            add("unique", "unique", f"{c} is unique", _unique(c), f"{cf}.unique", keys=(c,))
+        lo = hi = None
         if cons.min_value is not None:
-            v = self._value(cons.min_value, col.data_type, f"{cf}.min_value")
-            add("min_value", "min_value", f"{c} >= {cons.min_value}", _compare(c, v, "min"),
-                f"{cf}.min_value")  # fmt: skip
+            lo = self._bound(cons.min_value, c, col.data_type, f"{cf}.min_value")
         if cons.max_value is not None:
-            v = self._value(cons.max_value, col.data_type, f"{cf}.max_value")
-            add("max_value", "max_value", f"{c} <= {cons.max_value}", _compare(c, v, "max"),
-                f"{cf}.max_value")  # fmt: skip
+            hi = self._bound(cons.max_value, c, col.data_type, f"{cf}.max_value")
+        self._check_order(lo, hi, c, "value", f"{cf}.min_value")
+        if lo is not None:
+            add("min_value", "min_value", f"{c} >= {cons.min_value}", _compare(c, lo, "min"),
+                f"{cf}.min_value", kind="compare", op="min", value=lo)  # fmt: skip
+        if hi is not None:
+            add("max_value", "max_value", f"{c} <= {cons.max_value}", _compare(c, hi, "max"),
+                f"{cf}.max_value", kind="compare", op="max", value=hi)  # fmt: skip
         if cons.regex is not None:
             p = self._pattern(cons.regex, f"{cf}.regex")
-            add("regex", "regex", f"{c} matches {p}", _regex(c, p), f"{cf}.regex")
+            add("regex", "regex", f"{c} matches {p}", _regex(c, p), f"{cf}.regex", pattern=p)
         if cons.allowed_values is not None:
             f = f"{cf}.allowed_values"
             vals = [self._value(v, col.data_type, f"{f}.{k}") for k, v in enumerate(cons.allowed_values)]
             shown = ", ".join(str(v) for v in cons.allowed_values)
-            add("allowed_values", "allowed_values", f"{c} in [{shown}]", _allowed(c, vals), f)
+            add("allowed_values", "allowed_values", f"{c} in [{shown}]", _allowed(c, vals), f,
+                kind="allowed", values=tuple(vals))  # fmt: skip
+        self._check_order(cons.min_length, cons.max_length, c, "length", f"{cf}.min_length")
         if cons.min_length is not None:
             add("min_length", "min_length", f"length of {c} >= {cons.min_length}",
-                _length(c, cons.min_length, "min"), f"{cf}.min_length")  # fmt: skip
+                _length(c, cons.min_length, "min"), f"{cf}.min_length", kind="length", op="min",
+                bound=cons.min_length)  # fmt: skip
         if cons.max_length is not None:
             add("max_length", "max_length", f"length of {c} <= {cons.max_length}",
-                _length(c, cons.max_length, "max"), f"{cf}.max_length")  # fmt: skip
+                _length(c, cons.max_length, "max"), f"{cf}.max_length", kind="length", op="max",
+                bound=cons.max_length)  # fmt: skip
 
     def bindings(self) -> None:
         if self.contract is None:
@@ -447,7 +543,8 @@ class _Compiler:
 
         declared = self.columns[column].data_type if column in self.columns else DataType.STRING
         if rule_type == "expression":
-            expr = self._sql(param("expression"), params, column, f"{t_field}.parameters.expression")
+            text = param("expression")
+            expr = self._sql(text, params, column, f"{t_field}.parameters.expression")
             roots = tuple(dict.fromkeys(expr.meta.root_names()))
             keys = tuple(self.dataset.primary_keys)
             cols = (*roots, *([column] if column and column not in roots else []))
@@ -463,18 +560,21 @@ class _Compiler:
 
             self.add(rule_id, "expression", column, severity,
                      f"{description}: {params['expression']}", cols, _expression(expr, sample),
-                     pii=pii, **kw)  # fmt: skip
+                     pii=pii, params={"expr": expr, "sample": column or None, "keys": keys}, **kw)  # fmt: skip
         elif rule_type == "not_null":
             c = need_column()
-            self.add(rule_id, rule_type, c, severity, description, (c,), _not_null(c), **kw)
+            self.add(rule_id, rule_type, c, severity, description, (c,), _not_null(c),
+                     params={"keys": (c,)}, **kw)  # fmt: skip
         elif rule_type == "unique":
             cols_param = params.get("columns")
             keys = tuple(cols_param) if isinstance(cols_param, list) and cols_param else (need_column(),)
-            self.add(rule_id, rule_type, column, severity, description, keys, _unique_keys(keys), **kw)
+            self.add(rule_id, rule_type, column, severity, description, keys, _unique_keys(keys),
+                     params={"keys": keys}, **kw)  # fmt: skip
         elif rule_type == "regex":
             c = need_column()
             p = self._pattern(str(param("pattern")), f"{t_field}.parameters.pattern")
-            self.add(rule_id, rule_type, c, severity, description, (c,), _regex(c, p), **kw)
+            self.add(rule_id, rule_type, c, severity, description, (c,), _regex(c, p),
+                     params={"pattern": p}, **kw)  # fmt: skip
         elif rule_type == "allowed_values":
             c = need_column()
             raw = param("values")
@@ -483,23 +583,40 @@ class _Compiler:
                     f"{t_field}.parameters.values must be a list", field=f"{t_field}.parameters.values"
                 )
             vals = [self._value(v, declared, f"{t_field}.parameters.values") for v in raw]
-            self.add(rule_id, rule_type, c, severity, description, (c,), _allowed(c, vals), **kw)
+            self.add(rule_id, rule_type, c, severity, description, (c,), _allowed(c, vals),
+                     kind="allowed", params={"values": tuple(vals)}, **kw)  # fmt: skip
         elif rule_type in ("range", "min_value", "max_value"):
             c = need_column()
+            bounds = {
+                b: self._bound(params[b], c, declared, f"{field}.parameters.{b}")
+                for b in ("min_value", "max_value")
+                if params.get(b) is not None
+            }
+            self._check_order(bounds.get("min_value"), bounds.get("max_value"), c, "value",
+                              f"{field}.parameters.min_value")  # fmt: skip
             for bound, op in (("min_value", "min"), ("max_value", "max")):
-                if params.get(bound) is None:
+                if bound not in bounds:
                     continue
-                v = self._value(params[bound], declared, f"{field}.parameters.{bound}")
+                v = bounds[bound]
                 rid = rule_id if rule_type != "range" else f"{rule_id}.{bound}"
-                self.add(rid, bound, c, severity, description, (c,), _compare(c, v, op), **kw)
+                self.add(rid, bound, c, severity, description, (c,), _compare(c, v, op),
+                         kind="compare", params={"op": op, "value": v}, **kw)  # fmt: skip
         elif rule_type in ("length", "min_length", "max_length"):
             c = need_column()
+            lengths = {
+                b: int(self._value(params[b], DataType.INTEGER, f"{field}.parameters.{b}"))
+                for b in ("min_length", "max_length")
+                if params.get(b) is not None
+            }
+            self._check_order(lengths.get("min_length"), lengths.get("max_length"), c, "length",
+                              f"{field}.parameters.min_length")  # fmt: skip
             for bound, op in (("min_length", "min"), ("max_length", "max")):
-                if params.get(bound) is None:
+                if bound not in lengths:
                     continue
                 rid = rule_id if rule_type != "length" else f"{rule_id}.{bound}"
-                n = self._value(params[bound], DataType.INTEGER, f"{field}.parameters.{bound}")
-                self.add(rid, bound, c, severity, description, (c,), _length(c, int(n), op), **kw)
+                n = lengths[bound]
+                self.add(rid, bound, c, severity, description, (c,), _length(c, n, op),
+                         kind="length", params={"op": op, "bound": n}, **kw)  # fmt: skip
         else:
             raise ContractRuleError(
                 f"{t_field}.rule_type: unsupported rule type {rule_type!r}", field=f"{t_field}.rule_type"
@@ -549,10 +666,30 @@ class PreparedFrame:
     """Schema of the input frame."""
 
 
+def _missing_nan(expr: pl.Expr, dtype: pl.DataType, column: ColumnContract | None) -> pl.Expr | None:
+    """Where a value of ``expr`` is NaN (missing, like null); None when it can never be."""
+    if dtype.is_float():
+        return expr.is_nan()
+    numeric = (DataType.INTEGER, DataType.DECIMAL, DataType.FLOAT)
+    if column is not None and column.data_type in numeric and isinstance(dtype, pl.String):
+        # Text a CSV gives for NaN ("NaN", "nan") in a column declared numeric.
+        return expr.str.strip_chars().cast(pl.Float64, strict=False).is_nan().fill_null(False)
+    return None
+
+
 def prepare_frame(lf: pl.LazyFrame, dataset: DatasetContract) -> PreparedFrame:
     schema = lf.collect_schema()
     refs: dict[str, ColumnRef] = {}
     extra: list[pl.Expr] = []
+    contract_cols = {c.column_id: c for c in dataset.columns}
+    # NaN is missing: replaced by null once, before anything else reads the column.
+    nan_free: dict[str, pl.Expr] = {}
+    for c, dtype in schema.items():
+        nan = _missing_nan(pl.col(c), dtype, contract_cols.get(c))
+        if nan is not None:
+            nan_free[c] = pl.col(c).fill_nan(None) if dtype.is_float() else pl.when(~nan).then(pl.col(c))
+    if nan_free:
+        lf = lf.with_columns([e.alias(c) for c, e in nan_free.items()])
     for col in dataset.columns:
         c = col.column_id
         if c not in schema:

@@ -13,6 +13,7 @@ other rules on it are reported as not evaluated. Rule compilation is in rules.py
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -94,11 +95,17 @@ def validate(
 ) -> ValidationReport:
     """Evaluate every rule of the contract on ``data`` (polars or pandas) in one pass.
 
-    ``contract`` may be a compiled ``RulePlan`` to skip compiling it again on every run.
+    ``contract`` may be a compiled ``RulePlan`` to skip compiling it again on every run. Files
+    and tables: ``dq_dagster.engine.validate_source``.
     """
-    started = utcnow()
     plan = contract if isinstance(contract, RulePlan) else compile_rules(contract, dataset_type)
-    prep = prepare_frame(to_lazy(data), plan.dataset)
+    return validate_lazy(to_lazy(data), plan)
+
+
+def validate_lazy(lf: pl.LazyFrame, plan: RulePlan, *, engine: str = "polars") -> ValidationReport:
+    """``validate`` of a lazy frame (the in-memory engine)."""
+    started = utcnow()
+    prep = prepare_frame(lf, plan.dataset)
     schema = prep.schema
 
     evaluated: list[_Evaluated] = []
@@ -123,15 +130,34 @@ def validate(
         evaluated.append(_Evaluated(spec, exprs, len(evaluated)))
 
     row = _aggregate(prep.frame, evaluated)
+    keys = {ev.spec.rule_id: ev.key for ev in evaluated}
+    return assemble_report(plan, schema.names(), row, keys, pending, started, engine=engine)
+
+
+def assemble_report(
+    plan: RulePlan,
+    columns: list[str],
+    row: dict[str, Any],
+    keys: dict[str, int],
+    pending: dict[str, tuple[str, bool]],
+    started: datetime,
+    *,
+    engine: str,
+) -> ValidationReport:
+    """The report of one evaluation, whatever engine computed it.
+
+    ``columns``: the dataset's columns; ``row``: ``__rows``, ``__rows_failed`` and per evaluated
+    rule (``keys``: rule id -> k) ``c<k>`` checked, ``f<k>`` failed, ``s<k>`` sample values;
+    ``pending``: rule id -> (note, passed) for rules not evaluated. ``engine`` is recorded in the
+    report's metadata (``engine``).
+    """
+    present = set(columns)
     row_count = int(row["__rows"])
     rows_failed = int(row.get("__rows_failed") or 0)
-
-    by_id = {ev.spec.rule_id: ev for ev in evaluated}
     results: list[RuleResult] = []
     for spec in plan.rules:
         if spec.build is None:
-            present = all(c in schema for c in spec.columns)
-            if present:
+            if all(c in present for c in spec.columns):
                 results.append(_result(spec, row_count, 0))
             else:
                 results.append(
@@ -144,15 +170,15 @@ def validate(
             note, passed = pending[spec.rule_id]
             results.append(_result(spec, 0, 0, passed=passed, note=note))
             continue
-        ev = by_id[spec.rule_id]
-        failed = int(row.get(f"f{ev.key}") or 0)
-        sample = _sample_values(row.get(f"s{ev.key}"), spec.pii) if failed else []
-        results.append(_result(spec, int(row[f"c{ev.key}"]), failed, sample=sample))
+        k = keys[spec.rule_id]
+        failed = int(row.get(f"f{k}") or 0)
+        sample = _sample_values(row.get(f"s{k}"), spec.pii) if failed else []
+        results.append(_result(spec, int(row[f"c{k}"]), failed, sample=sample))
 
     dataset = plan.dataset
     contract_columns = {c.column_id for c in dataset.columns}
-    unexpected = [c for c in schema.names() if c not in contract_columns]
-    metadata: dict[str, Any] = {"dataset_contract_id": dataset.dataset_contract_id}
+    unexpected = [c for c in columns if c not in contract_columns]
+    metadata: dict[str, Any] = {"dataset_contract_id": dataset.dataset_contract_id, "engine": engine}
     if unexpected:
         metadata["unexpected_columns"] = unexpected[:50]
     return ValidationReport(
@@ -168,7 +194,9 @@ def validate(
     )
 
 
-def _aggregate(frame: pl.LazyFrame, evaluated: list[_Evaluated]) -> dict[str, Any]:
+def _aggregate(
+    frame: pl.LazyFrame, evaluated: list[_Evaluated], *, streaming: bool = False
+) -> dict[str, Any]:
     """One row: ``__rows``, ``__rows_failed`` and per rule ``c<k>`` / ``f<k>`` / ``s<k>``."""
     # Each distinct failure mask becomes one boolean column (a bitmap: 1M rows cost 125 kB),
     # computed once and in parallel, then read by the count, the sample and the any-hard-rule
@@ -203,7 +231,7 @@ def _aggregate(frame: pl.LazyFrame, evaluated: list[_Evaluated]) -> dict[str, An
     if hard:
         aggs.append(pl.any_horizontal([pl.col(h) for h in sorted(hard)]).sum().alias("__rows_failed"))
     staged = frame.with_columns([m.alias(f"{_MASK}{i}") for i, m in enumerate(masks)]) if masks else frame
-    out = staged.select(aggs).collect(optimizations=_NO_CSE)
+    out = staged.select(aggs).collect(optimizations=_NO_CSE, engine="streaming" if streaming else "auto")
     return out.row(0, named=True)
 
 

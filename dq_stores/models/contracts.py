@@ -54,15 +54,38 @@ class DataType(StrEnum):
 
 
 class ColumnConstraint(CanonicalModel):
-    required: bool = False
-    unique: bool = False
-    disallow_nulls: bool = False
-    min_value: JsonScalar | None = None
-    max_value: JsonScalar | None = None
-    regex: str | None = None
-    allowed_values: list[JsonScalar] | None = None
-    min_length: int | None = Field(default=None, ge=0)
-    max_length: int | None = Field(default=None, ge=0)
+    """Rules on one column. Null and NaN are missing: not-null rules fail them, every value rule
+    passes them (README "Rule semantics"). The engine refuses, when it compiles the contract, a
+    numeric bound on a string column, any bound on a json column, min > max and a regex outside
+    the dialect, naming the column.
+    """
+
+    required: bool = Field(default=False, description="The column must be present and never missing.")
+    unique: bool = Field(
+        default=False, description="No value occurs twice (every copy fails); missing values are ignored."
+    )
+    disallow_nulls: bool = Field(default=False, description="No value is missing (null or NaN).")
+    min_value: JsonScalar | None = Field(
+        default=None,
+        description="Inclusive lower bound in the declared type (text: code-point order; "
+        "a numeric bound on a string column is refused).",
+    )
+    max_value: JsonScalar | None = Field(
+        default=None, description="Inclusive upper bound in the declared type; must not be below min_value."
+    )
+    regex: str | None = Field(
+        default=None,
+        description="Rust regex crate dialect (as polars runs it), searched anywhere in the value: "
+        "anchor with ^...$; $ does not match before a trailing newline; . does not match a newline; "
+        "\\d \\s \\w are Unicode classes; look-around and backreferences are refused.",
+    )
+    allowed_values: list[JsonScalar] | None = Field(
+        default=None, description="Exact (case-sensitive) values allowed, in the declared type."
+    )
+    min_length: int | None = Field(default=None, ge=0, description="Minimum length in Unicode code points.")
+    max_length: int | None = Field(
+        default=None, ge=0, description="Maximum length in Unicode code points; not below min_length."
+    )
     severity: Severity = Severity.HARD
 
 
