@@ -15,6 +15,7 @@ import builtins
 import json
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -33,7 +34,7 @@ from dq_stores.errors import ConflictError, InvalidArtifactError, NotFoundError
 from dq_stores.kinds import Kind
 from dq_stores.scope import Scope, validate_id
 
-__all__ = ["LIST_PAGE", "Blob", "BlobBackend", "BlobStoreBase", "Head", "now", "required"]
+__all__ = ["LIST_PAGE", "Blob", "BlobBackend", "BlobStoreBase", "Head", "KnownHeads", "now", "required"]
 
 R = TypeVar("R")
 X = TypeVar("X")
@@ -58,6 +59,37 @@ class Head:
     name: str
     etag: str
     metadata: dict[str, str]
+
+
+class KnownHeads:
+    """The metadata of blob revisions this process has seen, by (blob name, etag): a bounded,
+    thread-safe LRU map.
+
+    Sound because a blob's etag changes with every write, metadata included: the metadata of a
+    given (name, etag) never changes. A writer that then writes conditionally on that etag
+    (``If-Match``) either writes over exactly that revision or fails, so it may decide from these
+    metadata instead of asking the service again.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, etag: str) -> Head | None:
+        with self._lock:
+            metadata = self._items.get((name, etag))
+            if metadata is None:
+                return None
+            self._items.move_to_end((name, etag))
+        return Head(name, etag, dict(metadata))
+
+    def add(self, name: str, etag: str, metadata: dict[str, str]) -> None:
+        with self._lock:
+            self._items[(name, etag)] = dict(metadata)
+            self._items.move_to_end((name, etag))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
 
 
 class BlobBackend:

@@ -30,6 +30,7 @@ ending with a dot)::
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -232,6 +233,13 @@ RUN_FIELDS = (
 def pack_run_index(index: RunIndex) -> str | None:
     packed = _pack({f: getattr(index, f) for f in RUN_FIELDS})
     return packed if len(packed) <= MAX_INDEX_METADATA else None
+
+
+def index_digest(packed: str) -> str:
+    """A short digest of a packed index (``dqix`` in a run's metadata): equal digests, equal
+    index fields.
+    """
+    return hashlib.sha256(packed.encode()).hexdigest()[:32]
 
 
 def unpack_run_index(job_id: str, metadata: dict[str, str]) -> RunIndex | None:

@@ -6,9 +6,27 @@ What must not: blob primitives (``dq_stores.blob.backend``), names and metadata 
 delegates to). The behaviour callers see is ``dq_stores.base.JobRunStore``; the ``if_match`` /
 ``create_only`` rules and the retry loop are ``WriteCheck`` and ``optimistic_attempts`` there.
 
-A run put writes its index entry as *pending* (no metadata: readers must check the run itself)
-before the conditional write of the run, and marks it final afterwards; entries left stale by a
-crash or a lost race are skipped by readers, who always check the run they return.
+The write protocol. Each run has one index entry, named by its run time; an entry either is
+*pending* (no index metadata: readers must check the run itself) or carries the run's index
+fields (readers filter on them without downloading the run). A put that creates the run, changes
+an indexed field (status, job type, ...) or moves the run time writes the entry as pending, then
+the run (conditionally), then the entry's index (conditionally on its pending mark); entries left
+stale by a crash or a lost race are skipped by readers, who always check the run they return.
+
+A put that changes no indexed field and not the run time (a metadata update, a result reference:
+most read-modify-write loops) writes the run only, conditionally on the revision it read. Why
+that is safe: an entry carries an index only if the writer that marked it pending then wrote the
+run and finalized the entry with no other pending mark in between, so every later write of the
+run either kept all indexed fields (this path) or marked the entry pending first. Hence an index
+an entry carries always equals the run's indexed fields, which is what readers' filtering
+relies on. The run's metadata holds a digest of its indexed fields (``dqix``): a HEAD tells a
+writer whether the fields change, and a reader trusts an entry finalized for older content with
+the same fields. Runs written before ``dqix`` existed take the full protocol once.
+
+A put with ``if_match`` whose revision this store has seen (read by ``get_entry``, or written by
+this store) decides from that revision's metadata instead of a HEAD: a blob's metadata never
+changes without its etag changing, and the run write is conditional on that etag. Answers that
+write nothing (identical content, a refused transition) are still taken from a fresh HEAD.
 """
 
 from __future__ import annotations
@@ -22,11 +40,12 @@ from datetime import datetime
 from typing import Any
 
 from dq_stores.base import JobRunStore, RunFilters, StoredDoc, WriteCheck, optimistic_attempts
-from dq_stores.blob.backend import LIST_PAGE, BlobStoreBase, now, required
+from dq_stores.blob.backend import LIST_PAGE, BlobBackend, BlobStoreBase, KnownHeads, now, required
 from dq_stores.blob.layout import (
     BlobLayout,
     descending_id,
     descending_time,
+    index_digest,
     pack_run_index,
     unpack_run_index,
 )
@@ -51,6 +70,8 @@ class _IndexEntry:
     sortable: str
     index: RunIndex | None
     content_hash: str | None
+    index_digest: str | None
+    """Digest of the packed index the entry carries (compared with the run's ``dqix``)."""
 
 
 class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
@@ -62,18 +83,27 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
 
     _identity: str | None = None
 
+    def __init__(self, backend: BlobBackend, *, owns_backend: bool = False) -> None:
+        super().__init__(backend, owns_backend=owns_backend)
+        self._known = KnownHeads()
+
     def _store_identity(self, create: bool) -> str | None:
         if self._identity is None:
             self._identity = self._backend.store_identity(create)
         return self._identity
 
-    def _run_meta(self, content_hash: str, index: RunIndex, recorded: str, run_time: str) -> dict[str, str]:
-        return {
+    def _run_meta(
+        self, content_hash: str, index: RunIndex, recorded: str, run_time: str, digest: str | None
+    ) -> dict[str, str]:
+        meta = {
             "dqhash": content_hash,
             "dqstatus": index.status,
             "dqrecorded": recorded,
             "dqruntime": run_time,
         }
+        if digest is not None:
+            meta["dqix"] = digest  # absent when the index is too big for metadata: never "same index"
+        return meta
 
     def _put_run(
         self,
@@ -90,8 +120,14 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
         label = f"job run {index.job_id} in {scope}"
         check = WriteCheck(label, if_match, create_only)
         new_status = JobRunStatus(index.status)
-        for _ in optimistic_attempts(label):
-            current = b.head(name)
+        packed = pack_run_index(index)
+        digest = index_digest(packed) if packed is not None else None
+        for attempt in optimistic_attempts(label):
+            # The revision the caller's etag names, if this store has seen it (the caller's
+            # get_entry, or this store's own last write): no HEAD then, since the run write below
+            # is conditional on that very etag.
+            known = self._known.get(name, if_match) if attempt == 0 and if_match is not None else None
+            current = known or b.head(name)
             old_time: str | None = None
             if current is None:
                 check.absent()
@@ -99,17 +135,39 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
             else:
                 check.present(current.etag)
                 old_status = current.metadata.get("dqstatus", JobRunStatus.PENDING.value)
-                if not check_transition(JobRunStatus(old_status), new_status):
+                allowed = check_transition(JobRunStatus(old_status), new_status)
+                identical = current.metadata.get("dqhash") == content_hash
+                if known is not None and (identical or not allowed):
+                    # An answer that writes nothing (a no-op, a refusal) must rest on the run as
+                    # it is now, not as the caller saw it: read it.
+                    continue
+                if not allowed:
                     raise InvalidArtifactError(
                         f"{label}: status may not change from {old_status} to {new_status.value}",
                         field="status",
                     )
-                if current.metadata.get("dqhash") == content_hash:
+                if identical:
                     return current.etag
                 recorded = required(current.name, current.metadata, "dqrecorded")
                 old_time = required(current.name, current.metadata, "dqruntime")
             # A run without times keeps the time it already had (first: when it was recorded).
             run_time = sortable_time(index.run_time) if index.run_time else (old_time or recorded)
+            meta = self._run_meta(content_hash, index, recorded, run_time, digest)
+            if (
+                current is not None
+                and run_time == old_time
+                and digest is not None
+                and current.metadata.get("dqix") == digest
+            ):
+                # Same index fields, same time: the run's index entry already tells readers what
+                # they need (module docstring), so the run is the only write.
+                try:
+                    etag = b.put(name, document, meta, etag=current.etag)
+                except ConflictError as exc:
+                    check.lost_race(exc)
+                    continue
+                self._known.add(name, etag, meta)
+                return etag
             entry = b.layout.run_index(scope, parse_sortable_time(run_time), index.job_id)
             old_entry_etag: str | None = None
             if old_time is not None and old_time != run_time:
@@ -117,7 +175,6 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
                 old_entry_etag = old_head.etag if old_head else None
             # Pending first: until the run is written, readers must check the run itself.
             entry_etag = b.put(entry, b"", {"dqpending": "1"}, content_type="application/octet-stream")
-            meta = self._run_meta(content_hash, index, recorded, run_time)
             try:
                 if current is None:
                     etag = b.put(name, document, meta, create=True)
@@ -126,7 +183,8 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
             except ConflictError as exc:
                 check.lost_race(exc)
                 continue  # lost a race with another writer: read again (and re-check the transition)
-            self._finalize_entry(entry, entry_etag, index, content_hash)
+            self._known.add(name, etag, meta)
+            self._finalize_entry(entry, entry_etag, packed, content_hash)
             if old_entry_etag is not None:
                 old_name = b.layout.run_index(scope, parse_sortable_time(old_time or run_time), index.job_id)
                 # Conditional: if another writer re-used that entry meanwhile, it is theirs now.
@@ -135,12 +193,10 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
             return etag
         raise AssertionError("unreachable: optimistic_attempts raises when attempts run out")
 
-    def _finalize_entry(self, entry: str, entry_etag: str, index: RunIndex, content_hash: str) -> None:
-        meta = {"dqhash": content_hash}
-        packed = pack_run_index(index)
+    def _finalize_entry(self, entry: str, entry_etag: str, packed: str | None, content_hash: str) -> None:
         if packed is None:
             return  # too big for metadata: stays "check the run" for readers
-        meta["dqindex"] = packed
+        meta = {"dqhash": content_hash, "dqindex": packed}
         b = self._backend
         try:
             b.set_metadata(entry, meta, etag=entry_etag)
@@ -158,7 +214,10 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
 
     def _get_run(self, scope: Scope, job_id: str) -> StoredDoc | None:
         blob = self._backend.get(self._backend.layout.run(scope, job_id))
-        return StoredDoc(blob.content, blob.etag, sha256_hex(blob.content)) if blob else None
+        if blob is None:
+            return None
+        self._known.add(blob.name, blob.etag, blob.metadata)  # a put(if_match=this etag) needs no HEAD
+        return StoredDoc(blob.content, blob.etag, sha256_hex(blob.content))
 
     def _delete_run(self, scope: Scope, job_id: str, if_match: str | None) -> bool:
         b = self._backend
@@ -208,6 +267,7 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
                 sortable_time(run_time),
                 index,
                 meta.get("dqhash"),
+                index_digest(meta["dqindex"]) if index is not None else None,
             )
 
     def _list_runs(
@@ -268,7 +328,12 @@ class AzureBlobJobRunStore(BlobStoreBase, JobRunStore):
             for entry, blob in zip(batch, blobs, strict=True):
                 if blob is None or blob.metadata.get("dqruntime") != entry.sortable:
                     continue  # stale entry: the run is gone or lives under another time
-                described = entry.index is not None and blob.metadata.get("dqhash") == entry.content_hash
+                # The entry describes the run when it was finalized for this very content, or for
+                # content with the same index fields (the run's digest of them matches).
+                described = entry.index is not None and (
+                    blob.metadata.get("dqhash") == entry.content_hash
+                    or blob.metadata.get("dqix") == entry.index_digest
+                )
                 # A pending or outdated entry: the run itself decides.
                 if not described and not filters.matches(
                     RunIndex.of(self._decode(blob.content)), entry.run_time
