@@ -189,6 +189,25 @@ def test_descending_time_reverses_order(value: datetime) -> None:
     assert time_from_descending(descending_time(value)).replace(tzinfo=None) == value
 
 
+def test_known_heads_are_bounded_copies_by_name_and_etag() -> None:
+    from dq_stores.blob.backend import KnownHeads
+
+    known = KnownHeads(size=2)
+    meta = {"dqhash": "h1"}
+    known.add("a", '"1"', meta)
+    meta["dqhash"] = "changed by the caller"
+    head = known.get("a", '"1"')
+    assert head is not None and head.metadata == {"dqhash": "h1"}  # a copy was kept
+    head.metadata["dqhash"] = "changed by the reader"
+    assert known.get("a", '"1"').metadata == {"dqhash": "h1"}  # type: ignore[union-attr]
+    assert known.get("a", '"2"') is None and known.get("b", '"1"') is None  # the etag is part of the key
+    known.add("b", '"1"', {})
+    known.get("a", '"1"')  # "a" is now the most recently used
+    known.add("c", '"1"', {})
+    assert known.get("b", '"1"') is None  # the least recently used went
+    assert known.get("a", '"1"') is not None and known.get("c", '"1"') is not None
+
+
 def test_importing_dq_stores_does_not_import_azure() -> None:
     code = (
         "import sys, dq_stores, dq_stores.registry, dq_stores.base, dq_stores.payloads;"
@@ -289,6 +308,7 @@ def test_request_costs(blob_stores, counter) -> None:
     """The costs the module docstring promises (the README copies them)."""
     tenant = unique_id()
     contracts, runs = blob_stores.contracts, blob_stores.job_runs
+    DAY = timedelta(days=1)
     contract = make_contract(tenant, "dev", "c", "1.0.0", dataset_types=["orders"])
     contracts.put(contract)
     assert counter.take() == ["GET", "PUT"]
@@ -328,6 +348,14 @@ def test_request_costs(blob_stores, counter) -> None:
     assert counter.take() == ["PUT", "PUT", "PUT"]  # an indexed field changed: pending, run, final
     runs.put(replace_fields(run, status="succeeded", metadata={"count": 3}, submitted_at=BASE_TIME))
     assert counter.take() == ["HEAD"]  # identical
+    runs.put(replace_fields(run, status="succeeded", metadata={"count": 3}, submitted_at=BASE_TIME - DAY))
+    # The run time moved: HEAD of the old entry, new entry pending, run, new entry final, old deleted.
+    assert counter.take() == ["HEAD", "HEAD", "PUT", "PUT", "PUT", "DELETE"]
+    runs.put_result(tenant, "dev", "r1", {"rows": 1}, offload=True)  # the first records the identity
+    counter.take()
+    runs.put_result(tenant, "dev", "r1", {"rows": 2}, offload=True)
+    # Run exists, payload, read-modify-write of the record, the replaced payload deleted.
+    assert counter.take() == ["GET", "PUT", "GET", "PUT", "DELETE"]
     for n in range(2, 6):
         runs.put(make_run(tenant, "dev", f"r{n}", submitted_at=BASE_TIME + timedelta(minutes=n)))
     counter.take()

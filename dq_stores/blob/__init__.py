@@ -26,8 +26,10 @@ scope, one list request per 5,000 of them; lists download the returned items in 
     list / iter_all / versions   ceil(N/5000) lists + 1 per returned item (filtered by metadata)
     history                      2;  get_revision: 1 (current) or 2
     delete(id, version)          2 + 1 list + 1 per revision;  delete(id): 1 list + that per version
-    run put                      4 (HEAD, index entry, run, index metadata); identical: 1;
-                                 +2 when the run's time changes
+    run put                      new or an indexed field changes: 4 (HEAD, index entry pending,
+                                 run, index entry final), +2 when the run's time changes;
+                                 no indexed field changes: 2 (HEAD, run); identical: 1;
+                                 with if_match of a revision the store read or wrote: no HEAD
     run get                      1;  run delete: 4
     run list / list_by_tenant    1 list (+1 per 5,000 skipped entries) + 1 per returned run + 1
                                  look-ahead; all environments: +1 list + 1 list per environment

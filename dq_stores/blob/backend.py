@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobProperties, ContentSettings
 
 from dq_stores.blob.client import BlobConnection, connect_container
-from dq_stores.blob.errors import error_code, scrub_exception, translate_azure_error
+from dq_stores.blob.errors import blob_missing, scrub_exception, translate_azure_error
 from dq_stores.blob.layout import STORE_BLOB, BlobLayout, unseg
 from dq_stores.errors import ConflictError, InvalidArtifactError, NotFoundError
 from dq_stores.kinds import Kind
@@ -138,11 +138,9 @@ class BlobBackend:
         try:
             downloader = self.container.download_blob(name)
             content = downloader.readall()
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._fail(exc, f"read {name}") from exc
-            return None
         except AzureError as exc:
+            if blob_missing(exc):
+                return None
             raise self._fail(exc, f"read {name}") from exc
         props = downloader.properties
         return Blob(name, bytes(content), str(props.etag), dict(props.metadata or {}))
@@ -150,11 +148,9 @@ class BlobBackend:
     def head(self, name: str) -> Head | None:
         try:
             props = self.container.get_blob_client(name).get_blob_properties()
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._fail(exc, f"read {name}") from exc
-            return None
         except AzureError as exc:
+            if blob_missing(exc):
+                return None
             raise self._fail(exc, f"read {name}") from exc
         return Head(name, str(props.etag), dict(props.metadata or {}))
 
@@ -184,11 +180,9 @@ class BlobBackend:
                 kwargs["match_condition"] = MatchConditions.IfNotModified
         try:
             result = self.container.get_blob_client(name).upload_blob(data, length=len(data), **kwargs)
-        except ResourceNotFoundError as exc:
-            if etag is not None and error_code(exc) != "ContainerNotFound":
-                raise ConflictError(f"write {name}: it was deleted meanwhile") from exc
-            raise self._fail(exc, f"write {name}") from exc
         except AzureError as exc:
+            if etag is not None and blob_missing(exc):
+                raise ConflictError(f"write {name}: it was deleted meanwhile") from exc
             raise self._fail(exc, f"write {name}") from exc
         return str(result["etag"])
 
@@ -197,11 +191,9 @@ class BlobBackend:
             result = self.container.get_blob_client(name).set_blob_metadata(
                 metadata, etag=etag, match_condition=MatchConditions.IfNotModified
             )
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._fail(exc, f"write {name}") from exc
-            raise NotFoundError(f"write {name}: not found") from exc
         except AzureError as exc:
+            if blob_missing(exc):
+                raise NotFoundError(f"write {name}: not found") from exc
             raise self._fail(exc, f"write {name}") from exc
         return str(result["etag"])
 
@@ -212,11 +204,9 @@ class BlobBackend:
             kwargs = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
             self.container.delete_blob(name, **kwargs)
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._fail(exc, f"delete {name}") from exc
-            return False
         except AzureError as exc:
+            if blob_missing(exc):
+                return False
             raise self._fail(exc, f"delete {name}") from exc
         return True
 

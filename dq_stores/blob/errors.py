@@ -33,13 +33,20 @@ from dq_stores.errors import (
 )
 from dq_stores.secrets import redact
 
-__all__ = ["azure_errors", "error_code", "scrub_exception", "translate_azure_error"]
+__all__ = ["azure_errors", "blob_missing", "error_code", "scrub_exception", "translate_azure_error"]
 
 
 def error_code(exc: BaseException) -> str:
     """The storage error code (``BlobNotFound``, ``ConditionNotMet``, ...) or ``""``."""
     code = getattr(exc, "error_code", None)
     return str(getattr(code, "value", code) or "")
+
+
+def blob_missing(exc: BaseException) -> bool:
+    """The blob (not its container) does not exist: an answer to a read or delete, not a failure.
+    A missing container is a failure (``StoreNotFoundError`` from ``translate_azure_error``).
+    """
+    return isinstance(exc, ResourceNotFoundError) and error_code(exc) != "ContainerNotFound"
 
 
 def scrub_exception(exc: BaseException) -> BaseException:

@@ -19,11 +19,11 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobBlock, ContentSettings
 
 from dq_stores.blob.client import BlobConnection, connect_container
-from dq_stores.blob.errors import error_code, scrub_exception, translate_azure_error
+from dq_stores.blob.errors import blob_missing, scrub_exception, translate_azure_error
 from dq_stores.errors import BackendUnavailableError, InvalidArtifactError, NotFoundError
 from dq_stores.results.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
 from dq_stores.secrets import redact
@@ -177,23 +177,23 @@ class BlobPayloadStore(PayloadStore):
                     ahead = pool.submit(fetch, offset, length, etag)
                     yield current
                 yield ahead.result()
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise translate_azure_error(exc, f"read payload {name}") from scrub_exception(exc)
-            raise NotFoundError(f"payload {name} is missing from {self._connection.display}") from exc
         except AzureError as exc:
-            raise translate_azure_error(exc, f"read payload {name}") from scrub_exception(exc)
+            if blob_missing(exc):
+                raise NotFoundError(f"payload {name} is missing from {self._connection.display}") from exc
+            raise translate_azure_error(
+                exc, f"read payload {name}", location=self._connection.display
+            ) from scrub_exception(exc)
 
     def delete(self, uri: str) -> bool:
         name = self._require(uri)
         try:
             self._container.delete_blob(name)
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise translate_azure_error(exc, f"delete payload {name}") from scrub_exception(exc)
-            return False
         except AzureError as exc:
-            raise translate_azure_error(exc, f"delete payload {name}") from scrub_exception(exc)
+            if blob_missing(exc):
+                return False
+            raise translate_azure_error(
+                exc, f"delete payload {name}", location=self._connection.display
+            ) from scrub_exception(exc)
         return True
 
     def list(self, prefix: str = "") -> Iterator[PayloadListing]:
@@ -206,7 +206,9 @@ class BlobPayloadStore(PayloadStore):
                     self._uri(name), name[len(self._prefix) :], int(item.size), item.last_modified
                 )
         except AzureError as exc:
-            raise translate_azure_error(exc, f"list payloads {prefix}") from scrub_exception(exc)
+            raise translate_azure_error(
+                exc, f"list payloads {prefix}", location=self._connection.display
+            ) from scrub_exception(exc)
 
 
 def open_blob_payload_store(url: str, **options: Any) -> BlobPayloadStore:
