@@ -15,13 +15,14 @@ stale by a crash or a lost race are skipped by readers, who always check the run
 
 A put that changes no indexed field and not the run time (a metadata update, a result reference:
 most read-modify-write loops) writes the run only, conditionally on the revision it read. Why
-that is safe: an entry carries an index only if the writer that marked it pending then wrote the
-run and finalized the entry with no other pending mark in between, so every later write of the
-run either kept all indexed fields (this path) or marked the entry pending first. Hence an index
-an entry carries always equals the run's indexed fields, which is what readers' filtering
-relies on. The run's metadata holds a digest of its indexed fields (``dqix``): a HEAD tells a
-writer whether the fields change, and a reader trusts an entry finalized for older content with
-the same fields. Runs written before ``dqix`` existed take the full protocol once.
+that is safe: the entry at the run's time carries an index only if the writer that last marked
+it pending then wrote the run and finalized the entry, conditionally on its own pending mark;
+every later write of the run either kept all indexed fields (this path) or marked the entry
+pending first. Hence the index that entry carries always equals the run's indexed fields, which
+is what readers' filtering relies on (an entry at a time the run has left is skipped anyway).
+The run's metadata holds a digest of its indexed fields (``dqix``): a HEAD tells a writer
+whether the fields change, and a reader trusts an entry finalized for older content with the
+same fields. Runs written before ``dqix`` existed take the full protocol once.
 
 A put with ``if_match`` whose revision this store has seen (read by ``get_entry``, or written by
 this store) decides from that revision's metadata instead of a HEAD: a blob's metadata never
