@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import traceback
 from datetime import datetime, timedelta
 
@@ -188,6 +189,25 @@ def test_descending_time_reverses_order(value: datetime) -> None:
     assert time_from_descending(descending_time(value)).replace(tzinfo=None) == value
 
 
+def test_known_heads_are_bounded_copies_by_name_and_etag() -> None:
+    from dq_stores.blob.backend import KnownHeads
+
+    known = KnownHeads(size=2)
+    meta = {"dqhash": "h1"}
+    known.add("a", '"1"', meta)
+    meta["dqhash"] = "changed by the caller"
+    head = known.get("a", '"1"')
+    assert head is not None and head.metadata == {"dqhash": "h1"}  # a copy was kept
+    head.metadata["dqhash"] = "changed by the reader"
+    assert known.get("a", '"1"').metadata == {"dqhash": "h1"}  # type: ignore[union-attr]
+    assert known.get("a", '"2"') is None and known.get("b", '"1"') is None  # the etag is part of the key
+    known.add("b", '"1"', {})
+    known.get("a", '"1"')  # "a" is now the most recently used
+    known.add("c", '"1"', {})
+    assert known.get("b", '"1"') is None  # the least recently used went
+    assert known.get("a", '"1"') is not None and known.get("c", '"1"') is not None
+
+
 def test_importing_dq_stores_does_not_import_azure() -> None:
     code = (
         "import sys, dq_stores, dq_stores.registry, dq_stores.base, dq_stores.payloads;"
@@ -288,6 +308,7 @@ def test_request_costs(blob_stores, counter) -> None:
     """The costs the module docstring promises (the README copies them)."""
     tenant = unique_id()
     contracts, runs = blob_stores.contracts, blob_stores.job_runs
+    DAY = timedelta(days=1)
     contract = make_contract(tenant, "dev", "c", "1.0.0", dataset_types=["orders"])
     contracts.put(contract)
     assert counter.take() == ["GET", "PUT"]
@@ -315,6 +336,26 @@ def test_request_costs(blob_stores, counter) -> None:
     assert counter.take() == ["HEAD"]
     runs.get(tenant, "dev", "r1")
     assert counter.take() == ["GET"]
+    runs.put(replace_fields(run, metadata={"count": 1}))
+    assert counter.take() == ["HEAD", "PUT"]  # no indexed field changed: the run only
+    entry = runs.get_entry(tenant, "dev", "r1")
+    assert entry is not None
+    etag = runs.put(replace_fields(run, metadata={"count": 2}), if_match=entry.etag)
+    assert counter.take() == ["GET", "PUT"]  # read-modify-write: the read told the put what it needs
+    etag = runs.put(replace_fields(run, metadata={"count": 3}), if_match=etag)
+    assert counter.take() == ["PUT"]  # this store wrote that revision itself
+    runs.put(replace_fields(run, status="succeeded", metadata={"count": 3}), if_match=etag)
+    assert counter.take() == ["PUT", "PUT", "PUT"]  # an indexed field changed: pending, run, final
+    runs.put(replace_fields(run, status="succeeded", metadata={"count": 3}, submitted_at=BASE_TIME))
+    assert counter.take() == ["HEAD"]  # identical
+    runs.put(replace_fields(run, status="succeeded", metadata={"count": 3}, submitted_at=BASE_TIME - DAY))
+    # The run time moved: HEAD of the old entry, new entry pending, run, new entry final, old deleted.
+    assert counter.take() == ["HEAD", "HEAD", "PUT", "PUT", "PUT", "DELETE"]
+    runs.put_result(tenant, "dev", "r1", {"rows": 1}, offload=True)  # the first records the identity
+    counter.take()
+    runs.put_result(tenant, "dev", "r1", {"rows": 2}, offload=True)
+    # Run exists, payload, read-modify-write of the record, the replaced payload deleted.
+    assert counter.take() == ["GET", "PUT", "GET", "PUT", "DELETE"]
     for n in range(2, 6):
         runs.put(make_run(tenant, "dev", f"r{n}", submitted_at=BASE_TIME + timedelta(minutes=n)))
     counter.take()
@@ -324,6 +365,157 @@ def test_request_costs(blob_stores, counter) -> None:
     assert counter.take() == ["GET", "GET", "GET", "GET"]
     runs.delete(tenant, "dev", "r1")
     assert counter.take() == ["HEAD", "HEAD", "DELETE", "DELETE"]
+
+
+@pytest.mark.azurite
+def test_known_revisions_never_change_an_answer(blob_container, counter) -> None:
+    """A put with ``if_match`` decides from the metadata of the revision it read instead of a
+    HEAD; whatever another store (another process) wrote meanwhile, the answers are those of a
+    fresh read: a stale etag is ``ConflictError`` (also for identical content and for a
+    transition that the stale revision would refuse), a fresh one is honoured."""
+
+    def open_one():  # type: ignore[no-untyped-def]
+        return open_stores(
+            blob_container.url("dq"),
+            connection_string=blob_container.connection_string,
+            client_kwargs={"raw_request_hook": counter},
+        )
+
+    tenant = unique_id()
+    with open_one() as mine, open_one() as theirs:
+        runs, other = mine.job_runs, theirs.job_runs
+        run = make_run(tenant, "dev", "r", status="running", submitted_at=BASE_TIME, metadata={"n": 0})
+        runs.put(run)
+        seen = runs.get_entry(tenant, "dev", "r")
+        assert seen is not None
+        newer = other.put(replace_fields(run, metadata={"n": 1}))
+        counter.take()
+        with pytest.raises(ConflictError):
+            runs.put(replace_fields(run, metadata={"n": 2}), if_match=seen.etag)  # changed content
+        assert counter.take() == ["PUT"]  # refused by the service: If-Match failed
+        with pytest.raises(ConflictError):
+            runs.put(run, if_match=seen.etag)  # identical to the revision read, not to the current one
+        with pytest.raises(ConflictError):
+            runs.put(replace_fields(run, status="pending"), if_match=seen.etag)  # stale, not refused
+        other.put(replace_fields(run, status="succeeded", metadata={"n": 1}), if_match=newer)
+        final = runs.get_entry(tenant, "dev", "r")
+        assert final is not None
+        with pytest.raises(InvalidArtifactError, match="may not change from succeeded to running"):
+            runs.put(replace_fields(run, metadata={"n": 9}), if_match=final.etag)
+        assert runs.put(final.artifact, if_match=final.etag) == final.etag  # identical: a no-op
+        stored = other.get(tenant, "dev", "r")
+        assert stored is not None and stored.status == "succeeded" and stored.metadata == {"n": 1}
+
+
+@pytest.mark.azurite
+def test_same_index_puts_keep_filtered_lists_exact_and_cheap(blob_stores, blob_container) -> None:
+    """Puts that change no indexed field leave the index entry as it was; readers trust it (no
+    second decode of the run) and filtered lists stay exact. A run written before the digest
+    existed (no ``dqix``) takes the full protocol once."""
+    tenant = unique_id()
+    runs = blob_stores.job_runs
+    backend = runs.backend
+    run = make_run(tenant, "dev", "r", status="running", submitted_at=BASE_TIME, partition_key="p0")
+    runs.put(run)
+    for n in range(3):
+        runs.put(replace_fields(run, metadata={"n": n}))
+    decoded = []
+    real_decode = runs._decode
+
+    def counting_decode(document):  # type: ignore[no-untyped-def]
+        decoded.append(document)
+        return real_decode(document)
+
+    runs._decode = counting_decode  # type: ignore[method-assign]
+    try:
+        assert [r.metadata for r in runs.list(tenant, "dev", partition_key="p0")] == [{"n": 2}]
+        assert len(decoded) == 1  # the page itself: the entry was trusted, not re-checked
+        assert runs.list(tenant, "dev", partition_key="p1").items == []
+        assert runs.list(tenant, "dev", status="failed").items == []
+    finally:
+        del runs._decode
+
+    # A run as an older version wrote it: no digest of its indexed fields.
+    name = backend.layout.run(Scope(tenant, "dev"), "r")
+    head = backend.head(name)
+    assert head is not None and "dqix" in head.metadata
+    backend.set_metadata(name, {k: v for k, v in head.metadata.items() if k != "dqix"}, etag=head.etag)
+    entry_name = backend.layout.run_index(Scope(tenant, "dev"), BASE_TIME, "r")
+    before = backend.head(entry_name)
+    runs.put(replace_fields(run, metadata={"n": 10}))
+    after = backend.head(entry_name)
+    assert before is not None and after is not None and after.etag != before.etag  # full protocol
+    assert "dqindex" in after.metadata
+    runs.put(replace_fields(run, metadata={"n": 11}))
+    again = backend.head(entry_name)
+    assert again is not None and again.etag == after.etag  # and then the run only
+    assert [r.metadata for r in runs.list(tenant, "dev", partition_key="p0")] == [{"n": 11}]
+
+
+@pytest.mark.azurite
+@pytest.mark.reliability
+def test_racing_writers_changing_indexed_fields_or_not_keep_filters_exact(blob_container) -> None:
+    """Writers in two stores (two caches of known revisions) race on three runs with
+    read-modify-write, some puts changing an indexed field (the dataset type), most not: no
+    update is lost, and every filter then lists each run exactly by its final fields."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    tenant = unique_id()
+    job_ids = ["a", "b", "c"]
+    opened = [
+        open_stores(blob_container.url("dq"), connection_string=blob_container.connection_string)
+        for _ in range(2)
+    ]
+    try:
+        for job_id in job_ids:
+            opened[0].job_runs.put(
+                make_run(
+                    tenant,
+                    "dev",
+                    job_id,
+                    status="running",
+                    submitted_at=BASE_TIME,
+                    dataset_type="d0",
+                    metadata={"n": 0},
+                )
+            )
+
+        def writer(seed: int) -> int:
+            rng = random.Random(seed)
+            runs = opened[seed % 2].job_runs
+            done = 0
+            for _ in range(12):
+                job_id = rng.choice(job_ids)
+                while True:
+                    entry = runs.get_entry(tenant, "dev", job_id)
+                    assert entry is not None
+                    update: dict[str, object] = {"metadata": {"n": entry.artifact.metadata["n"] + 1}}
+                    if rng.random() < 0.3:
+                        update["dataset_type"] = rng.choice(["d0", "d1", "d2"])
+                    try:
+                        runs.put(entry.artifact.model_copy(update=update), if_match=entry.etag)
+                    except ConflictError:
+                        time.sleep(rng.uniform(0, 0.02))
+                        continue
+                    done += 1
+                    break
+            return done
+
+        with ThreadPoolExecutor(6) as pool:
+            total = sum(pool.map(writer, range(6)))
+        runs = opened[1].job_runs
+        finals = {job_id: runs.get(tenant, "dev", job_id) for job_id in job_ids}
+        assert sum(r.metadata["n"] for r in finals.values() if r is not None) == total == 72
+        for key in ("d0", "d1", "d2"):
+            expected = sorted(j for j, r in finals.items() if r is not None and r.dataset_type == key)
+            for store in opened:
+                listed = sorted(r.job_id for r in store.job_runs.list(tenant, "dev", dataset_type=key))
+                assert listed == expected, key
+        assert sorted(r.job_id for r in runs.list(tenant, "dev", status="running")) == job_ids
+    finally:
+        for stores in opened:
+            stores.close()
 
 
 @pytest.mark.azurite
@@ -367,14 +559,31 @@ def test_index_entries_left_by_crashes_never_change_answers(blob_stores, blob_co
     page = runs.list(tenant, "dev", limit=1, cursor=page.next_cursor)
     assert [r.job_id for r in page] == ["a"] and page.next_cursor is None
 
-    # 4. An entry whose metadata is outdated: it claims "a" failed (metadata copied from "b").
+    # A re-put of "b" that changes no indexed field writes the run only: the entry stays pending.
     runs.put(
         make_run(
             tenant, "dev", "b", status="failed", submitted_at=BASE_TIME + timedelta(minutes=1), message="x"
         )
     )
+    b_pending = backend.head(b_entry)
+    assert b_pending is not None and b_pending.metadata == {"dqpending": "1"}
+    assert [r.job_id for r in runs.list(tenant, "dev", status="failed")] == ["b"]
+    assert [r.message for r in runs.list(tenant, "dev", status="failed")] == ["x"]
+
+    # 4. An entry whose metadata is outdated: it claims "a" failed (metadata copied from "b").
+    runs.put(
+        make_run(
+            tenant,
+            "dev",
+            "b",
+            status="failed",
+            submitted_at=BASE_TIME + timedelta(minutes=1),
+            message="x",
+            partition_key="p1",
+        )
+    )
     b_final = backend.head(b_entry)
-    assert b_final is not None and "dqindex" in b_final.metadata  # the re-put finished "b"'s entry
+    assert b_final is not None and "dqindex" in b_final.metadata  # an indexed field changed: finished
     backend.put(layout.run_index(scope, BASE_TIME, "a"), b"", b_final.metadata)
     assert [r.job_id for r in runs.list(tenant, "dev", status="failed")] == ["b"]
     assert [r.job_id for r in runs.list_by_tenant(tenant)] == ["b", "a"]
