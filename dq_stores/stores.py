@@ -150,7 +150,7 @@ _BACKENDS: dict[str, str] = {
 _RESULTS: dict[str, str] = {
     "file": "dq_stores.results.files:open_file_payloads",
     "memory": "dq_stores.results.memory:open_memory_payloads",
-    "azure-blob": "dq_stores.blob:open_blob_payload_store",
+    "azure-blob": "dq_stores.blob.payloads:open_blob_payload_store",
 }
 _INSTALL_HINTS = {"azure-blob": "pip install 'dq-stores[azure]'"}
 
