@@ -12,6 +12,8 @@ from every error. No Dagster import here.
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import fnmatch
 import hashlib
 import json
@@ -224,6 +226,23 @@ def _http_target(
     return url, headers
 
 
+_SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("dq_action_sending", default=False)
+
+
+class _QuietWhileSending(logging.Filter):
+    """Drops httpx / httpcore log records made while an action sends: their request lines carry
+    the full URL, which may itself be the secret (e.g. a Slack hook). Other httpx users of the
+    process keep their logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _SENDING.get()
+
+
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_QuietWhileSending())
+
+
 class _Retryable(Exception):
     """One failed attempt worth another: its error line, and the server's Retry-After (seconds)."""
 
@@ -243,6 +262,7 @@ def _attempt(
 ) -> str | None:
     """One POST: ``None`` on 2xx, an error line for a final failure; raises ``_Retryable``."""
     host = _host(url)
+    token = _SENDING.set(True)
     try:
         response = client.post(url, content=data, headers=dict(headers), timeout=timeout)
     except httpx.TimeoutException as exc:
@@ -251,6 +271,8 @@ def _attempt(
         # Never the URL itself (it may be the secret, e.g. a Slack hook): the host and the reason.
         reason = str(exc) or type(exc).__name__
         raise _Retryable(f"{host}: {reason}") from exc
+    finally:
+        _SENDING.reset(token)
     status = response.status_code
     if 200 <= status < 300:
         return None
