@@ -13,10 +13,10 @@ from every error. No Dagster import here.
 from __future__ import annotations
 
 import contextvars
-import logging
 import fnmatch
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping

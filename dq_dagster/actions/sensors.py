@@ -222,7 +222,7 @@ _STATUS: dict[RunOutcome, DagsterRunStatus] = {
 
 
 def build_action_sensors(
-    monitored_jobs: Sequence[Any],
+    monitored_jobs: Sequence[Any] | None,
     *,
     environment: str,
     tenants: Sequence[str] | Callable[[], Sequence[str]] | None = None,
@@ -233,7 +233,8 @@ def build_action_sensors(
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
 ) -> list[RunStatusSensorDefinition]:
     """Three run status sensors (``<name>_on_success``, ``<name>_on_failure``,
-    ``<name>_on_cancel``) that run the action profiles after every run of ``monitored_jobs`` (see
+    ``<name>_on_cancel``) that run the action profiles after every run of ``monitored_jobs``
+    (``None``: every job of the code location, launchpad materializations included; see
     the module docstring for why sensors, and why a cancelled run counts as a failure).
 
     The tenant, environment and job definition of a run come from its ``dq/*`` tags (set by the
@@ -256,8 +257,16 @@ def build_action_sensors(
         fixed = frozenset(validate_id(t, "tenant") for t in tenants)
         served = lambda: fixed  # noqa: E731
     resolved = settings or ActionSettings()
-    if not monitored_jobs:
-        raise InvalidArtifactError("monitored_jobs must name at least one job", field="monitored_jobs")
+    if monitored_jobs is not None and not monitored_jobs:
+        raise InvalidArtifactError(
+            "monitored_jobs must name at least one job (None: every job of the code location)",
+            field="monitored_jobs",
+        )
+    watched = (
+        ", ".join(getattr(j, "name", "?") for j in monitored_jobs)
+        if monitored_jobs is not None
+        else "every job of this code location"
+    )
 
     def make(outcome: RunOutcome) -> RunStatusSensorDefinition:
         def evaluate(context: RunStatusSensorContext, dq: DQStoresResource) -> None:
@@ -277,10 +286,10 @@ def build_action_sensors(
             minimum_interval_seconds=minimum_interval_seconds,
             description=(
                 f"Runs the job definitions' action profiles after each {outcome} run of "
-                f"{', '.join(getattr(j, 'name', '?') for j in monitored_jobs)} ({environment})"
+                f"{watched} ({environment})"
                 + (" (treated as a failure: on_failure runs)." if outcome == "cancelled" else ".")
             ),
-            monitored_jobs=list(monitored_jobs),
+            monitored_jobs=list(monitored_jobs) if monitored_jobs is not None else None,
             default_status=default_status,
         )
 

@@ -28,6 +28,7 @@ _EXPORTS = {
             "TAG_CONTRACT_ID",
             "TAG_CONTRACT_VERSION",
             "TAG_DATASET_CONTRACT_ID",
+            "TAG_DATASET_TYPE",
             "TAG_ENVIRONMENT",
             "TAG_JOB_DEFINITION_ID",
             "TAG_JOB_DEFINITION_VERSION",

@@ -41,6 +41,7 @@ __all__ = [
     "TAG_CONTRACT_ID",
     "TAG_CONTRACT_VERSION",
     "TAG_DATASET_CONTRACT_ID",
+    "TAG_DATASET_TYPE",
     "TAG_ENVIRONMENT",
     "TAG_JOB_DEFINITION_ID",
     "TAG_JOB_DEFINITION_VERSION",
@@ -69,6 +70,7 @@ TAG_SCHEDULED_TIME = "dq/scheduled_time"
 TAG_CONTRACT_ID = "dq/contract_id"
 TAG_CONTRACT_VERSION = "dq/contract_version"
 TAG_DATASET_CONTRACT_ID = "dq/dataset_contract_id"
+TAG_DATASET_TYPE = "dq/dataset_type"
 TAG_BLOB_URI = "dq/blob_uri"
 TAG_BLOB_ETAG = "dq/blob_etag"
 TAG_BLOB_CONTAINER = "dq/blob_container"
@@ -123,6 +125,7 @@ class DQRunRequest:
     contract_id: str | None = None
     contract_version: str | None = None
     dataset_contract_id: str | None = None
+    dataset_type: str | None = None
     blob_uri: str | None = None
     blob_etag: str | None = None
     blob_container: str | None = None
@@ -152,6 +155,7 @@ class DQRunRequest:
             TAG_CONTRACT_ID: self.contract_id,
             TAG_CONTRACT_VERSION: self.contract_version,
             TAG_DATASET_CONTRACT_ID: self.dataset_contract_id,
+            TAG_DATASET_TYPE: self.dataset_type,
             TAG_BLOB_URI: self.blob_uri,
             TAG_BLOB_ETAG: self.blob_etag,
             TAG_BLOB_CONTAINER: self.blob_container,
@@ -178,6 +182,7 @@ class DQRunRequest:
             contract_id=tags.get(TAG_CONTRACT_ID),
             contract_version=tags.get(TAG_CONTRACT_VERSION),
             dataset_contract_id=tags.get(TAG_DATASET_CONTRACT_ID),
+            dataset_type=tags.get(TAG_DATASET_TYPE),
             blob_uri=tags.get(TAG_BLOB_URI),
             blob_etag=tags.get(TAG_BLOB_ETAG),
             blob_container=tags.get(TAG_BLOB_CONTAINER),
@@ -230,6 +235,7 @@ class ResolvedJobDefinition:
             contract_id=self.contract.contract_id,
             contract_version=self.contract.version,
             dataset_contract_id=self.dataset.dataset_contract_id if self.dataset else None,
+            dataset_type=self.dataset.dataset_type if self.dataset else None,
             **fields,
         )
 

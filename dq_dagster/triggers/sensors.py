@@ -216,18 +216,33 @@ def _note_unserved(
         )
 
 
+JobNameFn = Callable[[DQRunRequest], str | None]
+"""Which of a sensor's jobs runs a request (``None``: none serves it; the tick log says so)."""
+
+
 def _run_requests(
     evaluation: Evaluation,
     partition_key_fn: Callable[[DQRunRequest], str | None] | None,
     run_config_fn: Callable[[DQRunRequest], Mapping[str, Any]] | None,
     asset_selection_fn: Callable[[DQRunRequest], Sequence[AssetKey] | None] | None,
+    job_name_fn: JobNameFn | None = None,
 ) -> list[RunRequest]:
     requests = []
     for planned in evaluation.runs:
         r = planned.request
+        job_name: str | None = None
+        if job_name_fn is not None:
+            job_name = job_name_fn(r)
+            if job_name is None:
+                evaluation.warnings.append(
+                    f"job definition {r.tenant}/{r.environment}/{r.job_definition_id}: no job of this code "
+                    f"location serves dataset type {r.dataset_type or '(not named by the contract)'}; skipped"
+                )
+                continue
         requests.append(
             RunRequest(
                 run_key=planned.run_key,
+                job_name=job_name,
                 run_config=dict(run_config_fn(r)) if run_config_fn else None,
                 tags=r.tags(),
                 partition_key=partition_key_fn(r) if partition_key_fn else None,
@@ -259,6 +274,19 @@ def _report(
     return SensorResult(skip_reason=reason, cursor=evaluation.cursor)
 
 
+def _targets(job: Any) -> dict[str, Any]:
+    """``job=`` for one job, ``jobs=`` for several (then ``job_name_fn`` picks one per run)."""
+    if isinstance(job, list):  # not tuple: Dagster records (a job definition) are tuples
+        return {"jobs": list(job)}
+    return {"job": job}
+
+
+def _job_label(job: Any) -> str:
+    if isinstance(job, list):  # not tuple: Dagster records (a job definition) are tuples
+        return ", ".join(getattr(j, "name", "?") for j in job)
+    return str(getattr(job, "name", "the DQ job"))
+
+
 def build_job_definition_sensor(
     job: Any,
     *,
@@ -274,6 +302,7 @@ def build_job_definition_sensor(
     asset_selection_fn: Callable[[DQRunRequest], Sequence[AssetKey] | None] | None = None,
     clock: Callable[[], datetime] = _utcnow,
     warn_unserved: bool = True,
+    job_name_fn: JobNameFn | None = None,
 ) -> SensorDefinition:
     """The one sensor that runs ``job`` for every active ``SCHEDULED`` job definition of
     ``tenants`` in ``environment`` (see ``evaluate_schedules``).
@@ -300,16 +329,16 @@ def build_job_definition_sensor(
         return _report(
             context,
             evaluation,
-            _run_requests(evaluation, partition_key_fn, run_config_fn, asset_selection_fn),
+            _run_requests(evaluation, partition_key_fn, run_config_fn, asset_selection_fn, job_name_fn),
         )
 
     return sensor(
-        job=job,
+        **_targets(job),
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            f"Runs {getattr(job, 'name', 'the DQ job')} at the cron times of the active SCHEDULED job "
+            f"Runs {_job_label(job)} at the cron times of the active SCHEDULED job "
             f"definitions of {described} ({environment}), read from the store at every tick."
         ),
     )(with_stores_parameter(evaluate, stores_resource_key, SensorEvaluationContext))
@@ -331,6 +360,7 @@ def build_blob_event_sensor(
     run_config_fn: Callable[[DQRunRequest], Mapping[str, Any]] | None = None,
     asset_selection_fn: Callable[[DQRunRequest], Sequence[AssetKey] | None] | None = None,
     warn_unserved: bool = True,
+    job_name_fn: JobNameFn | None = None,
 ) -> SensorDefinition:
     """The one sensor that runs ``job`` once per new blob for every active ``EXTERNAL_EVENT`` job
     definition with an Azure Blob ``event_source`` (see ``evaluate_blob_events``).
@@ -385,16 +415,16 @@ def build_blob_event_sensor(
         return _report(
             context,
             evaluation,
-            _run_requests(evaluation, partition_key_fn, run_config_fn, asset_selection_fn),
+            _run_requests(evaluation, partition_key_fn, run_config_fn, asset_selection_fn, job_name_fn),
         )
 
     return sensor(
-        job=job,
+        **_targets(job),
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            f"Runs {getattr(job, 'name', 'the DQ job')} once per new blob for the active Azure Blob "
+            f"Runs {_job_label(job)} once per new blob for the active Azure Blob "
             f"EXTERNAL_EVENT job definitions of {described} ({environment})."
         ),
     )(with_stores_parameter(evaluate, stores_resource_key, SensorEvaluationContext))
