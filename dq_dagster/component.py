@@ -39,9 +39,10 @@ passed). This module is the Dagster shell; the DQ work is ``dq_dagster.engine`` 
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -375,12 +376,14 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
                 raise InvalidArtifactError(f"{where}.jobs: name at least one job", field=f"{where}.jobs")
 
     # -- state -------------------------------------------------------------------------------------
-    def read_state(self) -> _State:
-        """Tenants, rules and columns from the stores (what ``write_state_to_path`` writes)."""
+    def read_state(self, backend: DQStoresResource | None = None) -> _State:
+        """Tenants, rules and columns from the stores (what ``write_state_to_path`` writes);
+        ``backend``: another stores resource than the YAML's (tests, tools).
+        """
         self._check()
         explicit = None if self.tenants == "from_store" else list(self.tenants)
         types = [d.dataset_type for d in self.datasets]
-        with self.stores_resource(resolved=True).open(shared=False) as stores:
+        with (backend or self.stores_resource(resolved=True)).open(shared=False) as stores:
             found = contracts_by_tenant(stores, self.environment, types, explicit)
         return _State(
             environment=self.environment,
@@ -406,10 +409,19 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
         state = _State.model_validate_json(state_path.read_text())
         return self.build_defs_for_state(state, base=context.path)
 
-    def build_defs_for_state(self, state: _State, base: Path | None = None) -> Definitions:
-        """The definitions for a given state (public so tests and benchmarks can time it)."""
+    def build_defs_for_state(
+        self,
+        state: _State,
+        base: Path | None = None,
+        backend: DQStoresResource | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Definitions:
+        """The definitions for a given state (public so tests and benchmarks can time it);
+        ``backend``: another stores resource than the YAML's; ``clock``: the schedule sensor's
+        clock (tests).
+        """
         self._check()
-        backend = self.stores_resource()
+        backend = backend or self.stores_resource()
         assets: list[AssetsDefinition] = []
         jobs = []
         job_for: dict[str, str] = {}
@@ -439,10 +451,16 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
         }
         sensors: list[Any] = []
         if tenants:
-            sensors = self._sensors(jobs, job_for, tenants)
+            sensors = self._sensors(jobs, job_for, tenants, clock)
         return Definitions(assets=assets, jobs=jobs, sensors=sensors, resources=resources)
 
-    def _sensors(self, jobs: Sequence[Any], job_for: Mapping[str, str], tenants: Sequence[str]) -> list[Any]:
+    def _sensors(
+        self,
+        jobs: Sequence[Any],
+        job_for: Mapping[str, str],
+        tenants: Sequence[str],
+        clock: Callable[[], datetime] | None = None,
+    ) -> list[Any]:
         prefix = self._prefix()
         status = DefaultSensorStatus.RUNNING if self.sensors_running else DefaultSensorStatus.STOPPED
         datasets = {d.dataset_type.lower(): d for d in self.datasets}
@@ -480,6 +498,7 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
                 asset_selection_fn=selection,
                 job_name_fn=job_name if len(jobs) > 1 else None,
                 default_status=status,
+                **({"clock": clock} if clock is not None else {}),
             ),
             build_blob_event_sensor(
                 job_arg,
@@ -688,7 +707,6 @@ class _DatasetBuilder:
         return define_asset_job(
             self.job_name,
             selection=selection,
-            partitions_def=self.partitions,
             description=f"Check, cleanse and profile one tenant's {self.ds.dataset_type} data.",
         )
 

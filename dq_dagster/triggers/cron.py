@@ -29,16 +29,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from croniter import croniter
 
 from dq_stores.errors import InvalidArtifactError
+from dq_stores.models.job_definitions import cron_problem
 
 __all__ = ["check_cron", "check_timezone", "due_times", "next_fire_time"]
 
 _FIELD = "trigger.cron"
-# Far enough for any real calendar pattern (a Feb 29 cron fires within 8 years); an expression that
-# finds no time in this span never fires.
-_HORIZON_YEARS = 30
+_HORIZON_YEARS = 30  # the same horizon as cron_problem: beyond it an expression never fires
 _SETTLE = timedelta(hours=2)
 
 
@@ -55,21 +54,11 @@ def check_timezone(timezone: str) -> tzinfo:
 @lru_cache(maxsize=1024)
 def _checked(cron: str) -> tuple[bool, str | None]:
     """(repeats every hour, problem or None) for one expression; cached, it is asked every tick."""
-    if not isinstance(cron, str) or len(cron.split()) != 5:
-        return False, f"cron {cron!r} must have 5 fields (minute hour day-of-month month day-of-week)"
-    try:
-        fields = croniter.expand(cron)[0]
-    except (CroniterBadCronError, CroniterError, ValueError) as exc:
-        return False, f"cron {cron!r} is not a valid cron expression ({exc})"
-    hourly = len(fields[1]) == 1 and fields[1][0] == "*"
-    start = datetime(2000, 1, 1)
-    try:
-        first = croniter(cron, start, max_years_between_matches=_HORIZON_YEARS).get_next(datetime)
-    except (CroniterBadDateError, CroniterError, ValueError):
-        return hourly, f"cron {cron!r} never fires"
-    if first - start > timedelta(days=366 * _HORIZON_YEARS):
-        return hourly, f"cron {cron!r} never fires"
-    return hourly, None
+    problem = cron_problem(cron)
+    if problem is not None:
+        return False, problem
+    fields = croniter.expand(cron)[0]
+    return len(fields[1]) == 1 and fields[1][0] == "*", None
 
 
 def check_cron(cron: str) -> None:
