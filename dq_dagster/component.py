@@ -126,7 +126,7 @@ DQ_RETRY = RetryPolicy(max_retries=2, delay=1.0, backoff=Backoff.EXPONENTIAL, ji
 # -- attributes ------------------------------------------------------------------------------------
 
 
-class StoresAttributes(Model):
+class StoresAttributes(Resolvable, Model):
     url: str | None = Field(
         default=None,
         description=(
@@ -144,7 +144,7 @@ class StoresAttributes(Model):
     )
 
 
-class SourceAttributes(Model):
+class SourceAttributes(Resolvable, Model):
     asset: str | None = Field(
         default=None,
         description="Key (a/b/c) of an upstream asset partitioned by tenant, yielding a polars or pandas frame.",
@@ -159,7 +159,7 @@ class SourceAttributes(Model):
     )
 
 
-class DatasetAttributes(Model):
+class DatasetAttributes(Resolvable, Model):
     dataset_type: str = Field(description="The contract dataset type (e.g. billing).")
     source: SourceAttributes = Field(description="Where the raw data of each tenant comes from.")
     jobs: list[JobName] = Field(
@@ -269,29 +269,32 @@ _EXAMPLE_CONTRACT = """\
 # location (or restart `dg dev` / `dagster dev`): tenant TNT-001 gets a partition, and each rule
 # below an asset check on orders_cleansed.
 contract_id: orders-contract
-version: 1.0.0
-name: Orders
 tenant_id: TNT-001
 environment: prod
-status: active
+version: 1.0.0
+name: Orders
 datasets:
-  - dataset_contract_id: orders-dataset
-    dataset_type: orders
-    primary_keys: [order_id]
-    columns:
-      - column_id: order_id
-        data_type: string
-        required: true
-      - column_id: amount
-        data_type: decimal
-        required: true
-        constraints:
-          min_value: 0
-      - column_id: currency
-        data_type: string
-        constraints:
-          allowed_values: [EUR, USD, GBP]
-          severity: soft
+- dataset_contract_id: orders-dataset
+  dataset_type: orders
+  tenant_id: TNT-001
+  environment: prod
+  version: 1.0.0
+  primary_keys:
+  - order_id
+  columns:
+  - column_id: order_id
+    data_type: string
+    required: true
+  - column_id: amount
+    data_type: float
+    required: true
+    constraints:
+      min_value: 0
+  - column_id: currency
+    data_type: string
+    constraints:
+      allowed_values: [EUR, USD, GBP]
+      severity: soft
 """
 
 _EXAMPLE_CSV = """\
