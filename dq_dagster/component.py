@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -771,6 +772,7 @@ class _DatasetBuilder:
 
     def _cleansing_asset(self) -> AssetsDefinition:
         builder = self
+        self_keys = self.keys
         specs = self.check_specs()
 
         @multi_asset(
@@ -798,6 +800,8 @@ class _DatasetBuilder:
             partitions_def=self.partitions,
             group_name=self.group,
             retry_policy=DQ_RETRY,
+            # Subsettable so that a check a tenant's contract lacks may get no result (skipped).
+            can_subset=True,
         )
         def _cleansing(
             context: AssetExecutionContext,
@@ -831,7 +835,10 @@ class _DatasetBuilder:
                 },
             )
             yield Output(report, output_name="report", metadata=run_meta)
-            yield from outcome.results
+            chosen = context.selected_asset_check_keys
+            yield from (
+                r for r in outcome.results if AssetCheckKey(self_keys.cleansed, str(r.check_name)) in chosen
+            )
 
         return _cleansing
 

@@ -90,7 +90,9 @@ def demo_defs(stores: DQStoresResource, clock: Any = None) -> Definitions:
     state = comp.read_state(stores)
     tenants = sorted(state.datasets["billing"].tenants)
     built = comp.build_defs_for_state(state, backend=stores, clock=clock)
-    return Definitions.merge(built, Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))]))
+    return Definitions.merge(
+        built, Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))])
+    )
 
 
 def expected_failures(defects: DefectCounts) -> dict[str, int]:
@@ -116,7 +118,11 @@ def test_definitions_load_with_checks_schema_retries_and_schedule(tmp_path: Path
 
     contract = next(a.model for a in example_artifacts() if isinstance(a.model, DataContract))
     rules = compile_rules(contract, "billing").rules
-    cleansing = next(a for a in defs.assets if isinstance(a, type(defs.assets[0])) and AssetKey("billing_cleansed") in a.keys)  # type: ignore[union-attr,index,arg-type]
+    cleansing = next(
+        a
+        for a in defs.assets
+        if isinstance(a, type(defs.assets[0])) and AssetKey("billing_cleansed") in a.keys
+    )  # type: ignore[union-attr,index,arg-type]
     checks = {k.name: k for k in cleansing.check_keys}
     assert len(checks) == len(rules)
     assert {k.asset_key for k in checks.values()} == {AssetKey("billing_cleansed")}

@@ -1,0 +1,436 @@
+"""``DataQualityComponent``: dg sees it, scaffolds it and checks it; the stores are the source of
+truth (a new tenant after an import and a fresh load); one connection pool per run; layering.
+"""
+
+# No ``from __future__ import annotations``: Dagster reads asset parameter annotations at runtime.
+import ast
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, Definitions, StaticPartitionsDefinition
+
+from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
+from dq_dagster.definitions import ARTIFACTS_DIR
+from dq_dagster.examples.sources import raw_billing_asset
+from dq_dagster.resources import DQStoresResource
+from dq_dagster.triggers.cron import due_times
+from dq_stores.errors import InvalidArtifactError
+from dq_stores.models import DataContract, JobDefinition
+from dq_stores.transfer import apply_import, load_artifacts, plan_import
+
+pytestmark = pytest.mark.dagster
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ENV = "prod"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DQ_STORES_", "DAGSTER_HOME"))}
+    return {**env, "PATH": f"{BIN}:{env.get('PATH', '')}", **extra}
+
+
+def seed(url: str) -> None:
+    artifacts, problems = load_artifacts([ARTIFACTS_DIR])
+    assert problems == []
+    with DQStoresResource(url=url).open() as stores:
+        actions, problems = plan_import(stores, artifacts)
+        assert problems == []
+        list(apply_import(stores, actions))
+
+
+def third_tenant_contract(folder: Path) -> Path:
+    """TNT-003's billing contract: TNT-001's plus a rule the others lack (status max length 12)."""
+    source = json.loads(
+        (ARTIFACTS_DIR / "TNT-001" / "prod" / "contracts" / "billing-contract.json").read_text()
+    )
+    text = json.dumps(source).replace("TNT-001", "TNT-003")
+    contract = json.loads(text)
+    for column in contract["datasets"][0]["columns"]:
+        if column["column_id"] == "status":
+            column.setdefault("constraints", {})["max_length"] = 12
+    DataContract.model_validate(contract)
+    path = folder / "tnt-003" / "billing-contract.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(contract))
+    return path.parent
+
+
+# -- dg ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_dg_lists_scaffolds_and_checks_the_component(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / "myproj" / "defs").mkdir(parents=True)
+    (project / "myproj" / "__init__.py").write_text("")
+    (project / "myproj" / "defs" / "__init__.py").write_text("")
+    (project / "dg.toml").write_text(
+        'directory_type = "project"\n\n[project]\nroot_module = "myproj"\ndefs_module = "myproj.defs"\n'
+    )
+    (project / "myproj" / "definitions.py").write_text(
+        (ROOT / "dq_dagster" / "examples" / "demo" / "definitions.py").read_text()
+    )
+    env = clean_env(DQ_STORES_URL=f"sqlite:///{tmp_path}/dq.db")
+
+    def dg(*args: str) -> str:
+        done = subprocess.run(
+            [str(BIN / "dg"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "dq_dagster.DataQualityComponent" in dg("list", "components")
+    dg("scaffold", "defs", "dq_dagster.DataQualityComponent", "quality")
+    written = project / "myproj" / "defs" / "quality"
+    spec = yaml.safe_load((written / "defs.yaml").read_text())
+    assert spec["type"] == "dq_dagster.DataQualityComponent"
+    assert spec["attributes"]["tenants"] == "from_store"
+    done = subprocess.run(
+        [str(BIN / "dq-stores"), "-q", "import", str(written / "contracts")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "All definitions loaded successfully" in dg("check", "defs")
+    listed = json.loads(dg("list", "defs", "--json"))
+    text = json.dumps(listed)
+    for name in (
+        "amount__min_value",
+        "currency__allowed_values",
+        "orders_dq_pipeline",
+        "dq_scheduled_job_definitions",
+    ):
+        assert name in text, name
+    assert len(listed["asset_checks"]) == 9
+
+
+@pytest.mark.slow
+def test_dg_check_defs_on_the_demo(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/dq.db"
+    seed(url)
+    done = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"],
+        cwd=ROOT,
+        env=clean_env(DQ_STORES_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
+# -- the stores are the source of truth ---------------------------------------------------------------
+
+LOAD_IN_FRESH_PROCESS = """
+import json
+from dagster import AssetKey
+from dq_dagster.definitions import defs
+graph = defs.resolve_asset_graph()
+node = graph.get(AssetKey("billing_cleansed"))
+cleansing = next(a for a in defs.assets if AssetKey("billing_cleansed") in a.keys)
+print(json.dumps({
+    "partitions": node.partitions_def.get_partition_keys(),
+    "checks": sorted(k.name for k in cleansing.check_keys),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_third_tenant_imported_shows_up_in_a_fresh_process_and_materializes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/dq.db"
+    seed(url)
+    env = clean_env(DQ_STORES_URL=url)
+
+    def fresh_load() -> dict[str, list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD_IN_FRESH_PROCESS],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        loaded: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+        return loaded
+
+    before = fresh_load()
+    assert before["partitions"] == ["TNT-001", "TNT-002"]
+    assert "status__max_length" not in before["checks"]
+
+    done = subprocess.run(
+        [str(BIN / "dq-stores"), "-q", "import", str(third_tenant_contract(tmp_path))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    after = fresh_load()  # no code change: a new load reads the stores
+    assert after["partitions"] == ["TNT-001", "TNT-002", "TNT-003"]
+    assert set(after["checks"]) == {*before["checks"], "status__max_length"}
+
+    # Materialize the new partition, and an old one: each run reports its own tenant's rules; the
+    # rule TNT-001's contract lacks is skipped there (no evaluation), never passed.
+    stores = DQStoresResource(url=url)
+    component = DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type="billing", source=SourceAttributes(asset="raw_billing"))]
+    )
+    state = component.read_state(stores)
+    tenants = sorted(state.datasets["billing"].tenants)
+    defs = Definitions.merge(
+        component.build_defs_for_state(state, backend=stores),
+        Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))]),
+    )
+    job = defs.resolve_job_def("billing_dq_pipeline")
+    with DagsterInstance.ephemeral() as instance:
+        new = job.execute_in_process(
+            partition_key="TNT-003", instance=instance, tags={"dq/job_definition_id": "x"}
+        )
+        old = job.execute_in_process(partition_key="TNT-001", instance=instance)
+    assert new.success and old.success
+    new_checks = {e.check_name: e for e in new.get_asset_check_evaluations()}
+    old_checks = {e.check_name for e in old.get_asset_check_evaluations()}
+    assert new_checks["status__max_length"].passed  # generated statuses are short
+    assert "status__max_length" not in old_checks and len(old_checks) == len(new_checks) - 1
+    with stores.open() as opened:
+        runs = list(opened.job_runs.list_by_tenant("TNT-003", ENV))
+    assert {r.orchestrator.asset_key for r in runs if r.orchestrator} == {
+        "billing_cleansed",
+        "billing_cleansing_report",
+        "billing_profile",
+        "billing_validation",
+    }
+    # The job definition recorded is the run's tag, never one fixed in code.
+    assert {r.job_definition_id for r in runs} == {"x"}
+
+
+def test_loading_state_does_not_query_per_rule(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/dq.db"
+    seed(url)
+    stores = DQStoresResource(url=url)
+    calls: list[str] = []
+    component = DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type="billing", source=SourceAttributes(asset="raw_billing"))]
+    )
+    with stores.open() as opened:
+        original = opened.contracts.get_latest_for_dataset
+
+        def counting(*args: object, **kwargs: object) -> object:
+            calls.append("latest")
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        opened.contracts.get_latest_for_dataset = counting  # type: ignore[method-assign]
+        from dq_dagster.discovery import contracts_by_tenant
+
+        found = contracts_by_tenant(opened, ENV, ["billing"])
+    assert sorted(found["billing"]) == ["TNT-001", "TNT-002"]
+    assert len(calls) == 2  # one per tenant and dataset, whatever the number of rules
+    assert sorted(component.read_state(stores).datasets["billing"].tenants) == ["TNT-001", "TNT-002"]
+
+
+# -- one connection pool per run ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_run_using_three_store_resources_holds_one_connection(pg_url: str, pg_schema: str) -> None:
+    app = f"dq-{uuid.uuid4().hex[:12]}"
+    url = f"{pg_url}?application_name={app}"
+    stores = DQStoresResource(url=url, schema=pg_schema)
+    seed_with = DQStoresResource(url=pg_url, schema=pg_schema)
+    artifacts, _ = load_artifacts([ARTIFACTS_DIR])
+    with seed_with.open(shared=False) as opened:
+        actions, problems = plan_import(opened, artifacts)
+        assert problems == []
+        list(apply_import(opened, actions))
+    component = DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type="billing", source=SourceAttributes(asset="raw_billing"))]
+    )
+    state = component.read_state(seed_with)
+    tenants = sorted(state.datasets["billing"].tenants)
+    defs = Definitions.merge(
+        component.build_defs_for_state(state, backend=stores),
+        Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))]),
+    )
+    job = defs.resolve_job_def("billing_dq_pipeline")
+    seen: set[int] = set()
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+
+    from dagster import HookContext, success_hook
+
+    del HookContext, success_hook  # (the count is taken after the run: pids of our application name)
+    with DagsterInstance.ephemeral() as instance:
+        # In-process executor: every step of the run (contracts, job_definitions and the IO manager
+        # are three resources on one DQStoresResource) in this process.
+        result = job.execute_in_process(partition_key="TNT-001", instance=instance)
+        assert result.success
+    with psycopg.connect(plain) as conn:
+        rows = conn.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchall()
+        seen |= {row[0] for row in rows}
+    # Closed when the last user left: nothing of ours is connected after the run.
+    assert seen == set()
+
+    # During a run: count the connections while the stores are leased by three resources.
+    from dq_stores.shared import shared_stores
+
+    counts: list[int] = []
+    lease_a = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
+    lease_b = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
+    lease_c = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
+    try:
+        assert lease_a.stores is lease_b.stores is lease_c.stores
+        for lease in (lease_a, lease_b, lease_c):
+            lease.stores.contracts.get_latest_for_dataset("TNT-001", ENV, "billing")
+            lease.stores.job_runs.list("TNT-001", ENV, limit=1)
+        with psycopg.connect(plain) as conn:
+            counts.append(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+                ).fetchone()[0]  # type: ignore[index]
+            )
+    finally:
+        for lease in (lease_a, lease_b, lease_c):
+            lease.release()
+    assert counts == [1]
+    assert shared_stores.users(stores.cache_key()) == 0
+
+
+# -- layering -------------------------------------------------------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_no_module_imports_dagster_private_api() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in ("dq_stores", "dq_dagster", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+        for name in _imports(path)
+        if name.startswith("dagster._") or name.startswith("dagster_shared")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "dq_dagster/engine",
+        "dq_dagster/actions/core.py",
+        "dq_dagster/actions/payloads.py",
+        "dq_dagster/actions/delivery.py",
+        "dq_dagster/actions/executor.py",
+        "dq_dagster/triggers/request.py",
+        "dq_dagster/triggers/cron.py",
+        "dq_dagster/triggers/schedules.py",
+        "dq_dagster/triggers/blob.py",
+        "dq_dagster/discovery.py",
+        "dq_stores",
+    ],
+)
+def test_pure_cores_import_no_dagster(package: str) -> None:
+    target = ROOT / package
+    paths = [target] if target.is_file() else list(target.rglob("*.py"))
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in paths
+        for name in _imports(path)
+        if name.split(".")[0] in {"dagster", "dagster_azure", "dagster_postgres"}
+        or name in {"dq_dagster.resources", "dq_dagster.component"}
+        or name.endswith(".sensors")
+    ]
+    assert offenders == []
+    # And importing them really loads no Dagster (the package __init__ files are lazy).
+    module = package.removesuffix(".py").replace("/", ".")
+    code = f"import sys, {module}; print('dagster' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+# -- cron: the same times Dagster's own schedules fire at -------------------------------------------
+
+
+CRONS = [
+    "30 2 * * *",
+    "0 * * * *",
+    "*/20 * * * *",
+    "15 1 * * *",
+    "0 2 * * 0",
+    "0 0 1 * *",
+    "45 2 * * 1-5",
+    "0 1,2,3 * * *",
+    "0 0 29 2 *",
+]
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC", "America/Sao_Paulo"]
+STARTS = [
+    datetime(2024, 3, 1, tzinfo=UTC),
+    datetime(2024, 10, 20, tzinfo=UTC),
+    datetime(2025, 3, 28, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_due_times_match_dagsters_schedules_across_dst(zone: str) -> None:
+    # The oracle is the iterator Dagster's schedule daemon uses (a test may import Dagster's
+    # internals to compare with them; our packages never do, see above).
+    from dagster._utils.schedules import cron_string_iterator
+
+    for start in STARTS:
+        end = start + timedelta(days=45)
+        for cron in CRONS:
+            theirs = []
+            for moment in cron_string_iterator(start.timestamp(), cron, zone):
+                moment = moment.astimezone(UTC)
+                if moment <= start:
+                    continue
+                if moment > end:
+                    break
+                theirs.append(moment)
+            assert list(due_times(cron, zone, start, end)) == theirs, (zone, start, cron)
+
+
+def test_a_cron_that_never_fires_is_refused_at_import(tmp_path: Path) -> None:
+    definition = json.loads(
+        (ARTIFACTS_DIR / "TNT-001" / "prod" / "job_definitions" / "billing-daily-profiling.json").read_text()
+    )
+    definition["trigger"]["cron"] = "0 0 31 2 *"
+    with pytest.raises(ValueError, match="never fires"):
+        JobDefinition.model_validate(definition)
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "bad.json").write_text(json.dumps(definition))
+    done = subprocess.run(
+        [str(BIN / "dq-stores"), "--url", f"sqlite:///{tmp_path}/dq.db", "import", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "never fires" in done.stderr and ".cron" in done.stderr
+    with pytest.raises(InvalidArtifactError, match="never fires"):
+        list(
+            due_times(
+                "0 0 30 2 *", "UTC", start := datetime(2024, 1, 1, tzinfo=UTC), start + timedelta(days=1)
+            )
+        )
+    assert AssetKey  # (imported for the fresh-process script's parity)
