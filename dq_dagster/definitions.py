@@ -12,10 +12,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import Definitions
+from dagster import Definitions, StaticPartitionsDefinition
 from dagster.components import load_defs
 
 import dq_dagster.examples.demo.defs as demo_defs
+from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
+from dq_dagster.examples.sources import raw_billing_asset
+from dq_dagster.resources import DQStoresResource
 
 __all__ = ["ARTIFACTS_DIR", "DATASET_TYPE", "ENVIRONMENT", "PROJECT_ROOT", "build_definitions"]
 
@@ -26,9 +29,23 @@ DATASET_TYPE = "billing"
 ENVIRONMENT = "prod"
 
 
-def build_definitions() -> Definitions:
-    """The demo's definitions, read from the stores now (a fresh load)."""
-    return load_defs(demo_defs, project_root=PROJECT_ROOT)
+def build_definitions(stores: DQStoresResource | None = None) -> Definitions:
+    """The demo's definitions, read from the stores now (a fresh load). ``stores``: another
+    backend than the environment's (its tenants, rules and resources are used instead).
+    """
+    if stores is None:
+        return load_defs(demo_defs, project_root=PROJECT_ROOT)
+    # The same attributes as defs/billing/defs.yaml, on the given backend.
+    component = DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type=DATASET_TYPE, source=SourceAttributes(asset="raw_billing"))],
+        environment=ENVIRONMENT,
+    )
+    state = component.read_state(stores)
+    tenants = sorted(state.datasets[DATASET_TYPE].tenants)
+    return Definitions.merge(
+        component.build_defs_for_state(state, backend=stores),
+        Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))]),
+    )
 
 
 @cache
