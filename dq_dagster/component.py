@@ -74,10 +74,16 @@ from dagster import (
     define_asset_job,
     multi_asset,
 )
-from dagster.components import DefsStateConfig, DefsStateConfigArgs, Model, ResolvedDefsStateConfig
-from dagster.components.component.component_scaffolder import Scaffolder
+from dagster.components import (
+    DefsStateConfig,
+    DefsStateConfigArgs,
+    Model,
+    ResolvedDefsStateConfig,
+    Scaffolder,
+    ScaffoldRequest,
+    scaffold_with,
+)
 from dagster.components.component_scaffolding import scaffold_component
-from dagster.components.scaffold.scaffold import ScaffoldRequest, scaffold_with
 from pydantic import BaseModel, Field
 
 from dq_dagster.actions.core import ActionSettings
@@ -98,7 +104,7 @@ from dq_dagster.resources import (
     JobDefinitionStoreResource,
     JobRunStoreResource,
 )
-from dq_dagster.triggers.request import ALL_JOB_TYPES, DQRunRequest, default_job_definition
+from dq_dagster.triggers.request import ALL_JOB_TYPES, DQRunRequest, _utcnow, default_job_definition
 from dq_dagster.triggers.sensors import build_blob_event_sensor, build_job_definition_sensor
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
 from dq_stores.models import (
@@ -236,12 +242,12 @@ def _union_plan_rules(state: _DatasetState) -> list[_Rule]:
 # -- the component --------------------------------------------------------------------------------
 
 
-class DataQualityComponentScaffolder(Scaffolder):  # type: ignore[type-arg]
+class DataQualityComponentScaffolder(Scaffolder):
     """``dg scaffold defs dq_dagster.DataQualityComponent <path>``: a working ``defs.yaml`` and an
     example contract to import (``dq-stores import <path>/contracts``).
     """
 
-    def scaffold(self, request: ScaffoldRequest) -> None:  # type: ignore[type-arg]
+    def scaffold(self, request: ScaffoldRequest) -> None:
         scaffold_component(
             request,
             {
@@ -502,7 +508,7 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
                 asset_selection_fn=selection,
                 job_name_fn=job_name if len(jobs) > 1 else None,
                 default_status=status,
-                **({"clock": clock} if clock is not None else {}),
+                clock=clock or _utcnow,
             ),
             build_blob_event_sensor(
                 job_arg,
@@ -672,7 +678,9 @@ class _DatasetBuilder:
         if request is not None:
             return request.job_definition_id
         scope = job_definitions.scope_for_context(context)
-        stores = job_definitions.backend.get_stores()
+        backend = job_definitions.backend
+        assert isinstance(backend, DQStoresResource)  # resolved by Dagster inside a run
+        stores = backend.get_stores()
         definition, why = default_job_definition(
             stores, scope.tenant, scope.environment, self.ds.dataset_type
         )
@@ -703,7 +711,7 @@ class _DatasetBuilder:
         }
         selected = [k for job in self.ds.jobs for k in chosen[job]]
         # The source too: owned (a path), or the upstream asset when this code location defines it.
-        selection = AssetSelection.assets(*selected)
+        selection: AssetSelection = AssetSelection.assets(*selected)
         selection = selection | (
             AssetSelection.assets(*selected).upstream(depth=1).materializable() - AssetSelection.assets(*keys)
         )

@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import pydantic
 
-from dq_stores.scoped import ScopedJobRunStore
 from dq_stores.canonical import canonical_json
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
 from dq_stores.models import (
@@ -47,6 +46,7 @@ from dq_stores.models import (
 )
 from dq_stores.models.common import CanonicalModel, utcnow
 from dq_stores.models.job_runs import check_transition
+from dq_stores.scoped import ScopedJobRunStore
 
 __all__ = [
     "CLEANSED_DATA",

@@ -295,19 +295,22 @@ def _post_json(
     last_error: str | None = None
 
     def wait(state: tenacity.RetryCallState) -> float:
-        delay = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** (state.attempt_number - 1))
+        delay: float = min(
+            settings.max_backoff_seconds, settings.backoff_seconds * 2 ** (state.attempt_number - 1)
+        )
         failure = state.outcome.exception() if state.outcome is not None else None
         if isinstance(failure, _Retryable) and failure.retry_after is not None:
             delay = max(delay, min(failure.retry_after, settings.max_backoff_seconds))
         return delay
 
-    def no_time_left(state: tenacity.RetryCallState) -> bool:
+    class _NoTimeLeft(tenacity.stop.stop_base):
         # Stop when the next attempt would start after the deadline (or with almost no time left).
-        return time.monotonic() + wait(state) >= x.deadline - 0.05
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            return time.monotonic() + wait(state) >= x.deadline - 0.05
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_Retryable),
-        stop=tenacity.stop_after_attempt(settings.max_attempts) | no_time_left,
+        stop=tenacity.stop_after_attempt(settings.max_attempts) | _NoTimeLeft(),
         wait=wait,
         reraise=True,
     )
