@@ -28,6 +28,7 @@ GROUPS: list[tuple[set[str], str, str]] = [
     ({"8"}, "Dagster materialize", "bench.dagster_graph"),
     ({"9", "10", "11"}, "validation", "bench.validation"),
     ({"12"}, "CSV pipeline", "bench.pipeline"),
+    ({"15"}, "DataQualityComponent load", "bench.component_load"),
 ]
 """(table rows, title, module with ``run_all(config, services, only)``); imported when run, so a
 run of the SQL rows never pays for importing Dagster."""
