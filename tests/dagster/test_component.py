@@ -15,12 +15,25 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, Definitions, StaticPartitionsDefinition
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    StaticPartitionsDefinition,
+    asset,
+    define_asset_job,
+)
 
 from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
 from dq_dagster.definitions import ARTIFACTS_DIR
 from dq_dagster.examples.sources import raw_billing_asset
-from dq_dagster.resources import DQStoresResource
+from dq_dagster.resources import (
+    ContractStoreResource,
+    DQStoresResource,
+    JobDefinitionStoreResource,
+    JobRunStoreResource,
+)
 from dq_dagster.triggers.cron import due_times
 from dq_stores.errors import InvalidArtifactError
 from dq_stores.models import DataContract, JobDefinition
@@ -245,8 +258,8 @@ def test_loading_state_does_not_query_per_rule(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_a_run_using_three_store_resources_holds_one_connection(pg_url: str, pg_schema: str) -> None:
     app = f"dq-{uuid.uuid4().hex[:12]}"
-    url = f"{pg_url}?application_name={app}"
-    stores = DQStoresResource(url=url, schema=pg_schema)
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    stores = DQStoresResource(url=f"{pg_url}?application_name={app}", schema=pg_schema)
     seed_with = DQStoresResource(url=pg_url, schema=pg_schema)
     artifacts, _ = load_artifacts([ARTIFACTS_DIR])
     with seed_with.open(shared=False) as opened:
@@ -257,54 +270,62 @@ def test_a_run_using_three_store_resources_holds_one_connection(pg_url: str, pg_
         datasets=[DatasetAttributes(dataset_type="billing", source=SourceAttributes(asset="raw_billing"))]
     )
     state = component.read_state(seed_with)
-    tenants = sorted(state.datasets["billing"].tenants)
+    partitions = StaticPartitionsDefinition(sorted(state.datasets["billing"].tenants))
+
+    def ours() -> int:
+        with psycopg.connect(plain) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+            ).fetchone()
+        return int(row[0]) if row else -1
+
+    seen: dict[str, int] = {}
+
+    @asset(deps=[AssetKey("billing_profile"), AssetKey("billing_validation")], partitions_def=partitions)
+    def probe(
+        context: AssetExecutionContext,
+        contracts: ContractStoreResource,
+        job_definitions: JobDefinitionStoreResource,
+        job_runs: JobRunStoreResource,
+    ) -> None:
+        # Three tenant-bound resources and the IO manager (which wrote the upstream results), each
+        # on the same DQStoresResource: Dagster initialised it once per dependent resource.
+        assert contracts.for_context(context).get_latest_for_dataset("billing") is not None
+        job_definitions.for_context(context).list(limit=1)
+        assert job_runs.for_context(context).list(limit=10).items
+        seen["during"] = ours()
+
     defs = Definitions.merge(
         component.build_defs_for_state(state, backend=stores),
-        Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))]),
+        Definitions(
+            assets=[raw_billing_asset(partitions), probe],
+            jobs=[define_asset_job("everything", selection="*")],
+        ),
     )
-    job = defs.resolve_job_def("billing_dq_pipeline")
-    seen: set[int] = set()
-    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
-
-    from dagster import HookContext, success_hook
-
-    del HookContext, success_hook  # (the count is taken after the run: pids of our application name)
+    job = defs.resolve_job_def("everything")
     with DagsterInstance.ephemeral() as instance:
-        # In-process executor: every step of the run (contracts, job_definitions and the IO manager
-        # are three resources on one DQStoresResource) in this process.
         result = job.execute_in_process(partition_key="TNT-001", instance=instance)
-        assert result.success
-    with psycopg.connect(plain) as conn:
-        rows = conn.execute(
-            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", (app,)
-        ).fetchall()
-        seen |= {row[0] for row in rows}
-    # Closed when the last user left: nothing of ours is connected after the run.
-    assert seen == set()
+    assert result.success
+    assert seen["during"] == 1  # one pool, one connection, for every user of the run
+    assert ours() == 0  # closed when the last user left
 
-    # During a run: count the connections while the stores are leased by three resources.
+
+def test_shared_stores_are_counted_and_closed_by_the_last_user(tmp_path: Path) -> None:
     from dq_stores.shared import shared_stores
 
-    counts: list[int] = []
-    lease_a = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
-    lease_b = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
-    lease_c = shared_stores.acquire(stores.cache_key(), stores.open_unshared)
-    try:
-        assert lease_a.stores is lease_b.stores is lease_c.stores
-        for lease in (lease_a, lease_b, lease_c):
-            lease.stores.contracts.get_latest_for_dataset("TNT-001", ENV, "billing")
-            lease.stores.job_runs.list("TNT-001", ENV, limit=1)
-        with psycopg.connect(plain) as conn:
-            counts.append(
-                conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
-                ).fetchone()[0]  # type: ignore[index]
-            )
-    finally:
-        for lease in (lease_a, lease_b, lease_c):
-            lease.release()
-    assert counts == [1]
-    assert shared_stores.users(stores.cache_key()) == 0
+    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
+    key = stores.cache_key()
+    leases = [shared_stores.acquire(key, stores.open_unshared) for _ in range(3)]
+    assert leases[0].stores is leases[1].stores is leases[2].stores
+    assert shared_stores.users(key) == 3
+    other = DQStoresResource(url=f"sqlite:///{tmp_path}/other.db")
+    assert other.cache_key() != key  # another configuration, another pool
+    for lease in leases:
+        lease.release()
+        lease.release()  # idempotent
+    assert shared_stores.users(key) == 0 and key not in shared_stores.open_keys()
+    with stores.open() as first, stores.open() as second:
+        assert first is second
 
 
 # -- layering -------------------------------------------------------------------------------------
