@@ -104,7 +104,13 @@ from dq_dagster.resources import (
     JobDefinitionStoreResource,
     JobRunStoreResource,
 )
-from dq_dagster.triggers.request import ALL_JOB_TYPES, DQRunRequest, _utcnow, default_job_definition
+from dq_dagster.triggers.request import (
+    ALL_JOB_TYPES,
+    TAG_JOB_DEFINITION_ID,
+    DQRunRequest,
+    _utcnow,
+    default_job_definition,
+)
 from dq_dagster.triggers.sensors import build_blob_event_sensor, build_job_definition_sensor
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
 from dq_stores.models import (
@@ -674,9 +680,9 @@ class _DatasetBuilder:
         self, context: AssetExecutionContext, job_definitions: JobDefinitionStoreResource
     ) -> str | None:
         """The job definition this run serves: the run's tag, else the tenant's default one."""
-        request = DQRunRequest.from_tags(context.run.tags)
-        if request is not None:
-            return request.job_definition_id
+        tagged = context.run.tags.get(TAG_JOB_DEFINITION_ID)
+        if tagged:
+            return tagged  # set by the sensors, or by hand on a launch
         scope = job_definitions.scope_for_context(context)
         backend = job_definitions.backend
         assert isinstance(backend, DQStoresResource)  # resolved by Dagster inside a run

@@ -126,7 +126,8 @@ class JobRunIOManager(ConfigurableIOManager):
     Contract and dataset of a DataFrame output can be given as asset metadata ``dq/contract_id``,
     ``dq/contract_version``, ``dq/dataset_type``. The job definition a run serves comes from the
     run's ``dq/job_definition_id`` tag (set by the sensors and by manual launches), else from
-    asset metadata ``dq/job_definition_id``.
+    asset metadata ``dq/job_definition_id``; an ``Output``'s own metadata ``dq/job_definition_id`` wins
+    (what ``DataQualityComponent`` sets after resolving a launch without the tag).
     """
 
     stores: ResourceDependency[DQStoresResource] = Field(
@@ -198,7 +199,9 @@ class JobRunIOManager(ConfigurableIOManager):
             contract_id=_str_meta(meta, "dq/contract_id"),
             contract_version=_str_meta(meta, "dq/contract_version"),
             dataset_type=_str_meta(meta, "dq/dataset_type"),
-            job_definition_id=tags.get("dq/job_definition_id") or _str_meta(meta, "dq/job_definition_id"),
+            job_definition_id=_str_meta(context.output_metadata or {}, "dq/job_definition_id")
+            or tags.get("dq/job_definition_id")
+            or _str_meta(meta, "dq/job_definition_id"),
         )
         if written.replaced_status is not None:
             context.log.warning(

@@ -455,3 +455,164 @@ def test_a_cron_that_never_fires_is_refused_at_import(tmp_path: Path) -> None:
             )
         )
     assert AssetKey  # (imported for the fresh-process script's parity)
+
+
+# -- manual launches, unserved tenants, cancelled runs ----------------------------------------------
+
+
+class _Hook:
+    """A local webhook receiver: the JSON bodies it was sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies: list[dict[str, object]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.bodies = bodies
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _manual_definition(tenant: str) -> dict[str, object]:
+    path = ARTIFACTS_DIR / "TNT-001" / "prod" / "job_definitions" / "billing-daily-profiling.json"
+    doc = json.loads(path.read_text().replace("TNT-001", tenant))
+    doc.update(
+        job_definition_id="billing-manual",
+        name="Billing checks on demand",
+        job_types=["validation", "cleansing", "profiling"],
+        trigger={"trigger_type": "MANUAL"},
+        on_failure={"action_profile_id": "hook"},
+        on_success={"action_profile_id": "hook"},
+        on_anomaly=None,
+    )
+    return doc
+
+
+def test_a_launch_with_only_a_partition_records_the_manual_definition_and_gets_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import build_sensor_context
+
+    from dq_dagster.definitions import build_definitions
+
+    url = f"sqlite:///{tmp_path}/dq.db"
+    seed(url)
+    stores = DQStoresResource(url=url)
+    hook = _Hook()
+    monkeypatch.setenv("DQ_ACTION_HOOK", hook.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    try:
+        with stores.open(shared=False) as opened:
+            opened.job_definitions.put(JobDefinition.model_validate(_manual_definition("TNT-001")))
+            opened.action_profiles.put(
+                {
+                    "action_profile_id": "hook",
+                    "name": "hook",
+                    "tenant_id": "TNT-001",
+                    "environment": ENV,
+                    "version": "1.0.0",
+                    "actions": [{"action_type": "CALL_WEBHOOK", "parameters": {"url_env": "DQ_ACTION_HOOK"}}],
+                }
+            )
+        defs = build_definitions(stores)
+        job = defs.resolve_job_def("billing_dq_pipeline")
+        sensors = {
+            name: defs.get_sensor_def(name) for name in ("dq_actions_on_success", "dq_actions_on_failure")
+        }
+        cursors: dict[str, str | None] = {}
+        with DagsterInstance.ephemeral() as instance:
+
+            def tick(name: str) -> None:
+                with build_sensor_context(
+                    instance=instance,
+                    cursor=cursors.get(name),
+                    resources={"dq_stores": stores},
+                    repository_def=defs.get_repository_def(),
+                ) as context:
+                    cursors[name] = sensors[name].evaluate_tick(context).cursor
+
+            for name in sensors:
+                tick(name)  # the first tick only sets the cursor
+            # What the launchpad sends for "Materialize all" of one partition: no dq/* tag, no config.
+            result = job.execute_in_process(partition_key="TNT-001", instance=instance)
+            assert result.success
+            for name in sensors:
+                tick(name)
+        with stores.open(shared=False) as opened:
+            runs = opened.job_runs.list("TNT-001", ENV, dagster_run_id=result.run_id).items
+        assert {r.job_definition_id for r in runs} == {"billing-manual"}
+        # The raw delivery has defects: the validation failed, so on_failure ran, once, for the run.
+        assert len(hook.bodies) == 1
+        body = hook.bodies[0]
+        assert body["event"] == "failure"
+        assert body["job_definition"]["id"] == "billing-manual"  # type: ignore[index]
+        assert all(o.status == "succeeded" for r in runs for o in r.actions)
+    finally:
+        hook.close()
+
+
+def test_the_schedule_sensor_names_a_tenant_it_does_not_serve(tmp_path: Path) -> None:
+    from dagster import build_sensor_context
+
+    from dq_dagster.definitions import build_definitions
+
+    url = f"sqlite:///{tmp_path}/dq.db"
+    seed(url)
+    stores = DQStoresResource(url=url)
+    defs = build_definitions(stores)  # loaded before TNT-004 exists
+    third_tenant = json.loads(
+        (ARTIFACTS_DIR / "TNT-001" / "prod" / "contracts" / "billing-contract.json")
+        .read_text()
+        .replace("TNT-001", "TNT-004")
+    )
+    definition = json.loads(
+        (ARTIFACTS_DIR / "TNT-001" / "prod" / "job_definitions" / "billing-daily-profiling.json")
+        .read_text()
+        .replace("TNT-001", "TNT-004")
+    )
+    with stores.open(shared=False) as opened:
+        opened.contracts.put(DataContract.model_validate(third_tenant))
+        opened.job_definitions.put(JobDefinition.model_validate(definition))
+    sensor = defs.get_sensor_def("dq_scheduled_job_definitions")
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(
+            instance=instance, resources={"dq_stores": stores}, repository_def=defs.get_repository_def()
+        ) as context,
+    ):
+        data = sensor.evaluate_tick(context)
+    assert not data.run_requests
+    assert "TNT-004" in (data.skip_message or "") and "reload the code location" in (data.skip_message or "")
+    # A fresh load serves it.
+    assert (
+        "TNT-004"
+        in build_definitions(stores)
+        .resolve_job_def("billing_dq_pipeline")
+        .partitions_def.get_partition_keys()
+    )  # type: ignore[union-attr]
+
+
+def test_a_cancelled_run_is_a_failure_for_the_actions() -> None:
+    from dq_dagster.actions import ActionEvent, classify
+
+    event, reasons = classify([], [], run_cancelled=True)
+    assert (event, reasons) == (ActionEvent.FAILURE, ["the Dagster run was cancelled"])
+    from dq_dagster.definitions import build_definitions  # noqa: F401  (the sensors exist on the demo)
