@@ -16,9 +16,11 @@ needed by the code location itself.
 # No ``from __future__ import annotations``, like the other Dagster-facing modules of this package.
 
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from dagster import DagsterInstance
@@ -71,6 +73,21 @@ def _row(run: JobRun) -> tuple[str, ...]:
     return (run.tenant_id, asset, str(run.job_type), str(run.status), rate, rows, result, run.job_id)
 
 
+def _cli_hint(url: str) -> str:
+    """The ``dq-stores`` command a user types in this folder to reach the demo's store: the script
+    beside this interpreter (relative when below the folder), with ``--url`` naming the store,
+    since the user's shell has no ``DAGSTER_HOME`` (``make demo`` set it for the demo only).
+    """
+    script = Path(sys.executable).with_name("dq-stores")
+    try:
+        shown = f"./{script.relative_to(Path.cwd())}" if script.is_relative_to(Path.cwd()) else str(script)
+    except ValueError:
+        shown = str(script)
+    if "***" in url:  # a secret was redacted: the URL must come from the environment
+        return f"{shown}  # with DQ_STORES_URL set as for the demo:"
+    return f"{shlex.quote(shown)} --url {shlex.quote(url)}"
+
+
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_COLUMNS)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True))]
@@ -91,6 +108,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
     _say(out, "[1/4] opening the DQ stores")
     with backend.open() as stores:
+        stores_url = stores.url
         _say(out, f"      metadata: {redact(stores.url)}")
         payloads = stores.job_runs.payloads
         _say(out, f"      results:  {redact(repr(payloads)) if payloads is not None else 'inline only'}")
@@ -134,11 +152,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 else:
                     older += 1
     _say(out, _table(rows) if rows else "  (no job runs recorded)")
-    if older and tenants:
-        _say(
-            out,
-            f"  ({older} job runs of earlier runs not shown; `dq-stores ls runs --tenant {tenants[0]} --env {ENVIRONMENT}`)",
-        )
+    if older:
+        _say(out, f"  ({older} job runs of earlier runs not shown)")
+    if tenants:
+        _say(out, "The same runs from the command line (every line starting with $ runs as printed):")
+        cli = _cli_hint(stores_url)
+        _say(out, f"  $ {cli} ls runs --tenant {tenants[0]} --env {ENVIRONMENT}")
+        _say(out, f"  $ {cli} ls contracts --tenant {tenants[-1]} --env {ENVIRONMENT}")
 
     _say(out, f"\nDone in {time.perf_counter() - started:.1f} s.")
     _say(out, "Open the Dagster UI on this code location:  make ui   (runs `dagster dev -w workspace.yaml`)")

@@ -26,10 +26,8 @@ import functools
 import hashlib
 import inspect
 import json
-import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagster import (
@@ -45,6 +43,7 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
+from dq_stores.config import StoresConfig, default_url
 from dq_stores.errors import InvalidArtifactError, StoreError
 from dq_stores.payloads import DEFAULT_OFFLOAD_THRESHOLD
 from dq_stores.registry import Stores, open_stores
@@ -76,13 +75,10 @@ ResultBackend = Literal["auto", "inline", "blob", "external"]
 
 
 def default_stores_url() -> str:
-    """SQLite under ``$DAGSTER_HOME/dq/dq.db`` when ``DAGSTER_HOME`` is set, else ``.dq/dq.db``
-    (the folder is created: SQLite does not create it).
+    """SQLite under ``$DAGSTER_HOME/dq/dq.db`` when ``DAGSTER_HOME`` is set, else ``.dq/dq.db``:
+    the default of every entry point (``dq_stores.config.default_url``).
     """
-    home = os.environ.get("DAGSTER_HOME")
-    folder = Path(home).expanduser() / "dq" if home else Path(".dq")
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'dq.db'}"
+    return default_url()
 
 
 # -- partition -> tenant ------------------------------------------------------------------------
@@ -159,22 +155,27 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         default=None,
         description=(
             "Metadata store URL: sqlite:///path/dq.db, postgresql+psycopg://user@host/db, file://folder "
-            "or azure-blob://container/prefix. Default: SQLite at $DAGSTER_HOME/dq/dq.db when "
-            "DAGSTER_HOME is set, else .dq/dq.db. A URL with a password must come from "
+            "or azure-blob://container/prefix. Unset: DQ_STORES_URL, else SQLite at "
+            "$DAGSTER_HOME/dq/dq.db when DAGSTER_HOME is set, else .dq/dq.db (as for the dq-stores "
+            "CLI). A URL with a password must come from "
             'EnvVar("DQ_STORES_URL") so that it never lands in the run config.'
         ),
     )
     schema_: str | None = Field(
         default=None,
         alias="schema",
-        description="Postgres schema holding the DQ tables (default: the connection's search_path).",
+        description=(
+            "Postgres schema holding the DQ tables. Unset: DQ_STORES_SCHEMA, else the connection's "
+            "search_path."
+        ),
     )
     results_url: str | None = Field(
         default=None,
         description=(
             "Where job-run results larger than offload_threshold_bytes go: file://folder (e.g. "
-            "file://.dq/results) or azure-blob://container/prefix. Default for SQLite: results/ beside "
-            "the database file; for Postgres: none (results stay inline)."
+            "file://.dq/results) or azure-blob://container/prefix. Unset: DQ_STORES_RESULTS_URL, else "
+            "the backend's default (SQLite: <name>.results/ beside the database file; Postgres: none, "
+            "results stay inline). Each store writes under its own namespace there."
         ),
     )
     results_connection_string: str | None = Field(
@@ -262,10 +263,11 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         if blob is not None:
             dump = getattr(blob, "model_dump", None)
             blob_config = dump(mode="json") if callable(dump) else repr(blob)
+        resolved = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
         config = {
-            "url": self.url or default_stores_url(),
-            "schema": self.schema_,
-            "results_url": self.results_url,
+            "url": resolved.url,
+            "schema": resolved.schema,
+            "results_url": resolved.results_url,
             "results_connection_string": self.results_connection_string,
             "blob_storage": blob_config,
             "offload_threshold_bytes": self.offload_threshold_bytes,
@@ -279,16 +281,19 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         """Open the stores this config names, not shared; the caller closes them."""
         from dq_stores.payloads import open_payload_store
 
-        url = self.url or default_stores_url()
-        options: dict[str, Any] = {}
-        if self.schema_ is not None:
-            options["schema"] = self.schema_
+        # Unset fields resolve exactly as for the CLI: DQ_STORES_URL / _SCHEMA / _RESULTS_URL.
+        config = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
+        url = config.url
+        results_url = config.results_url
+        options: dict[str, Any] = {"use_env": False}
+        if config.schema is not None:
+            options["schema"] = config.schema
         if self.row_level_security:
             options["row_level_security"] = True
         with ExitStack() as stack:
             blob_options = self._blob_options(stack)
             metadata_on_blob = url.startswith("azure-blob://")
-            results_on_blob = (self.results_url or "").startswith("azure-blob://")
+            results_on_blob = (results_url or "").startswith("azure-blob://")
             if blob_options and not (metadata_on_blob or results_on_blob):
                 raise InvalidArtifactError(
                     "Azure credentials are configured but neither url nor results_url is an azure-blob:// URL",
@@ -296,14 +301,14 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
                 )
             if metadata_on_blob:
                 options.update(blob_options)
-            if self.results_url is not None and not (results_on_blob and blob_options):
-                options["results_url"] = self.results_url
+            if results_url is not None and not (results_on_blob and blob_options):
+                options["results_url"] = results_url
             stores = open_stores(url, **options)
             stack.callback(Stores.close, stores)  # the class's own close: the instance's is replaced below
             payloads = stores.job_runs.payloads
             if results_on_blob and blob_options:
                 # The registry opens results locations without credentials; give Blob ours.
-                payloads = open_payload_store(str(self.results_url), **blob_options)
+                payloads = open_payload_store(str(results_url), **blob_options)
                 stack.callback(payloads.close)
             # Set after opening, the same way for every backend (not all openers take the option).
             stores.job_runs.configure_results(payloads, self.offload_threshold_bytes)

@@ -57,6 +57,7 @@ __all__ = [
     "JobDefinitionStore",
     "JobRunStore",
     "Page",
+    "PurgedRun",
     "Revision",
     "RunFilters",
     "Store",
@@ -103,6 +104,16 @@ class Entry(Generic[T]):
     artifact: T
     etag: str
     content_hash: str
+
+
+@dataclass(frozen=True)
+class PurgedRun:
+    """What ``JobRunStore.purge_run`` did: whether the record was deleted, and what happened to
+    its result (``None`` when it had none).
+    """
+
+    deleted: bool
+    result: str | None
 
 
 @dataclass(frozen=True)
@@ -338,6 +349,9 @@ class Store(ABC, Generic[T]):
     """``history()`` and ``get_revision()`` return every revision ever written."""
     supports_cross_process_concurrency: ClassVar[bool] = True
     """``if_match`` / ``create_only`` hold between processes, not only between threads."""
+    supports_listing_all_scopes: ClassVar[bool] = True
+    """``list_scopes()`` without a tenant sees every tenant (not so under row-level security,
+    where a connection sees one tenant at a time)."""
 
     def close(self) -> None:
         """Release connections or clients. Stores opened by ``open_stores`` share them and are
@@ -354,6 +368,18 @@ class Store(ABC, Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def list_scopes(self, tenant: str | None = None, environment: str | None = None) -> builtins.list[Scope]:
+        """Every (tenant, environment) holding an artifact of this kind, sorted; only those of
+        ``tenant`` / ``environment`` when given. Nothing is created.
+        """
+        t = validate_id(tenant, "tenant") if tenant is not None else None
+        e = validate_id(environment, "environment") if environment is not None else None
+        return sorted(set(self._list_scopes(t, e)), key=lambda s: (s.tenant, s.environment))
+
+    @abstractmethod
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> Iterable[Scope]:
+        """The scopes holding anything of this kind (validated ids in; any order, duplicates ok)."""
 
     # shared helpers ---------------------------------------------------------------------------
     def _coerce(self, artifact: Any) -> T:
@@ -771,18 +797,72 @@ class JobRunStore(Store[JobRun]):
 
     # results (claim check) --------------------------------------------------------------------
     payloads: PayloadStore | None = None
-    """Where results over ``offload_threshold`` go; set by ``open_stores(results_url=...)``."""
+    """Where results over ``offload_threshold`` go (new payloads are written here, under this
+    store's own namespace); set by ``open_stores(results_url=...)`` or the backend's default."""
+    legacy_payloads: tuple[PayloadStore, ...] = ()
+    """Older results locations this store still reads (payloads written before store identities,
+    e.g. SQLite's former shared ``results/`` folder). Never written to, never garbage-collected."""
     offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
     supports_inline_results: ClassVar[bool] = False
     """The backend can keep small results inline (SQL); others always use ``payloads``."""
 
-    def configure_results(self, payloads: PayloadStore | None, offload_threshold: int | None = None) -> None:
-        """Set where large results go and from which size (bytes) they are offloaded."""
+    def configure_results(
+        self,
+        payloads: PayloadStore | None,
+        offload_threshold: int | None = None,
+        *,
+        legacy: Sequence[PayloadStore] | None = None,
+    ) -> None:
+        """Set where large results go and from which size (bytes) they are offloaded; ``legacy``
+        replaces the read-only older locations (kept as they are when ``None``).
+        """
         self.payloads = payloads
+        if legacy is not None:
+            self.legacy_payloads = tuple(legacy)
         if offload_threshold is not None:
             if offload_threshold < 0:
                 raise InvalidArtifactError("offload_threshold must be >= 0", field="offload_threshold")
             self.offload_threshold = offload_threshold
+
+    @property
+    def results_location(self) -> str:
+        """Where offloaded results go, secrets redacted; says so when there is no such place."""
+        if self.payloads is None:
+            return (
+                "no results location (results stay inline)"
+                if self.supports_inline_results
+                else ("no results location")
+            )
+        return self.payloads.location
+
+    def store_id(self, *, create: bool = False) -> str | None:
+        """The store's identity, recorded in its own metadata (``None`` if it has none yet and
+        ``create`` is false). Payloads live under ``<results location>/<store id>/``, so stores
+        sharing a results location never collect or delete each other's payloads.
+        """
+        return self._store_identity(create)
+
+    @abstractmethod
+    def _store_identity(self, create: bool) -> str | None:
+        """The identity recorded in the backend's metadata; create and record one if ``create``
+        and there is none (race-safe: two processes end with the same identity).
+        """
+
+    def _own_key(self, uri: str) -> str | None:
+        """The key (below this store's namespace) of a payload this store wrote, else ``None``."""
+        if self.payloads is None or not self.payloads.owns(uri):
+            return None
+        namespace = self.store_id()
+        key = self.payloads.key_of(uri)
+        if namespace is None or not key.startswith(f"{namespace}/"):
+            return None
+        return key
+
+    def _reader_for(self, uri: str) -> PayloadStore | None:
+        for store in (self.payloads, *self.legacy_payloads):
+            if store is not None and store.owns(uri):
+                return store
+        return None
 
     def put_result(
         self,
@@ -803,15 +883,77 @@ class JobRunStore(Store[JobRun]):
         Payload first, record second: a crash in between leaves an orphan payload for ``gc``, never
         a record pointing at nothing. Raises ``NotFoundError`` if the run does not exist.
         """
-        from dq_stores.errors import NotFoundError, StoreError
-        from dq_stores.payloads import result_key
+        from dq_stores.errors import NotFoundError
 
         scope = Scope(tenant, environment)
         job_id = self._id(job_id)
-        content_type = _content_type(content_type)
-        result_type = _label(result_type, "result_type")
         if self.get_entry(tenant, environment, job_id) is None:
             raise NotFoundError(f"job run {job_id} not found in {scope}")
+        ref = self._write_result(scope, job_id, result, content_type, result_type, offload)
+        try:
+            old = self._attach_result(scope, job_id, ref)
+        except BaseException:
+            self._discard_written(scope, job_id, ref)
+            raise
+        self._after_result_switch(scope, job_id, old, ref)
+        return ref
+
+    def put_with_result(
+        self,
+        run: JobRun | Mapping[str, Any],
+        result: Any,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+        content_type: str | None = None,
+        result_type: str | None = None,
+        offload: bool | None = None,
+    ) -> tuple[str, ResultRef]:
+        """Write a run record and its result as one item: the result first (payload or inline
+        body), then the record pointing at it; return ``(etag, ref)``.
+
+        If the result cannot be written (no results location for a result that must be offloaded,
+        a failing payload store) nothing is written at all; if the record cannot be written
+        (``ConflictError``, a refused status change, an outage) the result just written is removed
+        again (best effort; a crash leaves an orphan for ``gc_payloads``). Any ``result`` field of
+        ``run`` is replaced by the new reference. Used by ``copy`` and ``import``.
+        """
+        model = self._coerce(run)
+        scope = Scope(model.tenant_id, model.environment)
+        _check_write_options(if_match, create_only)
+        existing = None if create_only else self.get_entry(scope.tenant, scope.environment, model.job_id)
+        ref = self._write_result(scope, model.job_id, result, content_type, result_type, offload)
+        try:
+            etag = self.put(
+                model.model_copy(update={"result": ref}), if_match=if_match, create_only=create_only
+            )
+        except BaseException:
+            self._discard_written(scope, model.job_id, ref)
+            raise
+        old = existing.artifact.result if existing is not None else None
+        self._after_result_switch(scope, model.job_id, old, ref)
+        return etag, ref
+
+    def needs_results_location(self, size_bytes: int) -> bool:
+        """Whether a result of ``size_bytes`` would have to go to a results location here."""
+        return not self.supports_inline_results or size_bytes > self.offload_threshold
+
+    def _write_result(
+        self,
+        scope: Scope,
+        job_id: str,
+        result: Any,
+        content_type: str | None,
+        result_type: str | None,
+        offload: bool | None,
+    ) -> ResultRef:
+        """Write the result's bytes (inline body or payload) and return the reference to them;
+        nothing points at them yet.
+        """
+        from dq_stores.payloads import result_key
+
+        content_type = _content_type(content_type)
+        result_type = _label(result_type, "result_type")
         data: Any
         if isinstance(result, (CanonicalModel, Mapping | list)):
             try:
@@ -843,37 +985,56 @@ class JobRunStore(Store[JobRun]):
             assert isinstance(data, bytes)
             digest = sha256_hex(data)
             self._put_inline(scope, job_id, data, digest, content_type)
-            ref = ResultRef(
+            return ResultRef(
                 location="inline",
                 sha256=digest,
                 size_bytes=len(data),
                 content_type=content_type,
                 result_type=result_type,
             )
-        else:
-            if self.payloads is None:
-                raise StoreError(
-                    "this result must be offloaded but no results location is configured; "
-                    "open the stores with results_url=..."
-                )
-            known: str | None = None
-            if isinstance(data, bytes):
-                known = sha256_hex(data)
-                key = result_key(scope, job_id, known, content_type)
-            else:
-                import uuid
+        if self.payloads is None:
+            from dq_stores.errors import NoResultsLocationError
 
-                key = result_key(scope, job_id, uuid.uuid4().hex, content_type)
-            info = self.payloads.write(key, data, content_type=content_type, sha256=known)
-            ref = ResultRef(
-                location="external",
-                uri=info.uri,
-                sha256=info.sha256,
-                size_bytes=info.size_bytes,
-                content_type=content_type,
-                result_type=result_type,
+            size = f"{len(data):,} bytes" if isinstance(data, bytes) else "a stream"
+            raise NoResultsLocationError(
+                f"the result of job run {job_id} in {scope} ({size}) must be offloaded, but these "
+                "stores have no results location; open them with results_url=... "
+                "(DQ_STORES_RESULTS_URL, the CLI's --results-url)"
             )
-        old = self._attach_result(scope, job_id, ref)
+        namespace = self.store_id(create=True)
+        known: str | None = None
+        if isinstance(data, bytes):
+            known = sha256_hex(data)
+            key = result_key(scope, job_id, known, content_type, namespace=namespace)
+        else:
+            import uuid
+
+            key = result_key(scope, job_id, uuid.uuid4().hex, content_type, namespace=namespace)
+        info = self.payloads.write(key, data, content_type=content_type, sha256=known)
+        return ResultRef(
+            location="external",
+            uri=info.uri,
+            sha256=info.sha256,
+            size_bytes=info.size_bytes,
+            content_type=content_type,
+            result_type=result_type,
+        )
+
+    def _discard_written(self, scope: Scope, job_id: str, ref: ResultRef) -> None:
+        """Best-effort removal of a result written for a record that was then not written."""
+        try:
+            if ref.location == "inline":
+                # Every body but the one the record points at is an orphan now.
+                current = self.get(scope.tenant, scope.environment, job_id)
+                kept = current.result if current is not None else None
+                keep = kept.sha256 if kept is not None and kept.location == "inline" else None
+                self._delete_inline(scope, job_id, keep=keep)
+            else:
+                self._drop_payload(ref)
+        except Exception:
+            pass
+
+    def _after_result_switch(self, scope: Scope, job_id: str, old: ResultRef | None, ref: ResultRef) -> None:
         # Only now that the record points at the new result may the old one go.
         if old is not None and old.location == "external" and old.uri != ref.uri:
             self._drop_payload(old)
@@ -881,7 +1042,6 @@ class JobRunStore(Store[JobRun]):
             self._delete_inline(scope, job_id, keep=ref.sha256)
         elif old is not None and old.location == "inline":
             self._delete_inline(scope, job_id)
-        return ref
 
     def _attach_result(self, scope: Scope, job_id: str, ref: ResultRef) -> ResultRef | None:
         from dq_stores.errors import ConflictError, NotFoundError
@@ -899,48 +1059,78 @@ class JobRunStore(Store[JobRun]):
             return old
         raise ConflictError(f"job run {job_id} in {scope} kept changing; result not attached")
 
-    def _drop_payload(self, ref: ResultRef) -> None:
-        if self.payloads is not None and ref.uri and self.payloads.owns(ref.uri):
-            self.payloads.delete(ref.uri)
+    def _drop_payload(self, ref: ResultRef) -> bool:
+        """Delete a referenced payload if this store wrote it (its own namespace); ``False`` when
+        it is left in place (another store's or a pre-identity payload, or already gone).
+        """
+        if self.payloads is None or ref.uri is None or self._own_key(ref.uri) is None:
+            return False
+        return self.payloads.delete(ref.uri)
 
     def iter_result(self, tenant: str, environment: str, job_id: str) -> Iterator[bytes]:
         """Stream a run's result; the hash and size are checked at the end, and a mismatch raises
         ``PayloadIntegrityError`` (so a consumer must not trust the data before the stream ends).
         """
+        run = self.get(tenant, environment, job_id)
+        if run is None:
+            from dq_stores.errors import NotFoundError
+
+            raise NotFoundError(f"job run {job_id} not found in {Scope(tenant, environment)}")
+        return self.iter_run_result(run)
+
+    def result_readable(self, run: JobRun) -> bool:
+        """Whether these stores can read ``run``'s result (inline, or at a location they were
+        opened with); no request is made. ``False`` for a run without a result.
+        """
+        ref = run.result
+        if ref is None:
+            return False
+        return ref.location == "inline" or (ref.uri is not None and self._reader_for(ref.uri) is not None)
+
+    def iter_run_result(self, run: JobRun) -> Iterator[bytes]:
+        """Stream the result of a run record just read (saves the lookup ``iter_result`` makes)."""
         import hashlib
 
         from dq_stores.errors import NotFoundError, PayloadIntegrityError
 
-        scope = Scope(tenant, environment)
-        run = self.get(tenant, environment, job_id)
-        if run is None:
-            raise NotFoundError(f"job run {job_id} not found in {scope}")
+        scope = Scope(run.tenant_id, run.environment)
+        job_id = run.job_id
         ref = run.result
         if ref is None:
             raise NotFoundError(f"job run {job_id} in {scope} has no result")
-        digest = hashlib.sha256()
-        size = 0
+        chunks: Iterable[bytes]
         if ref.location == "inline":
-            body = self._get_inline(scope, run.job_id, ref.sha256)
+            body = self._get_inline(scope, job_id, ref.sha256)
             if body is None:
                 raise NotFoundError(f"inline result of job run {job_id} in {scope} is missing")
-            chunks: Iterable[bytes] = (body,)
+            chunks = (body,)
         else:
             assert ref.uri is not None
-            if self.payloads is None or not self.payloads.owns(ref.uri):
+            reader = self._reader_for(ref.uri)
+            if reader is None:
+                from dq_stores.secrets import redact
+
                 raise NotFoundError(
-                    f"result of job run {job_id} lives at a location these stores were not opened with"
+                    f"result of job run {job_id} in {scope} lives at {redact(ref.uri)}, a location these "
+                    f"stores were not opened with (their results location: {self.results_location}); "
+                    "open them with that results_url"
                 )
-            chunks = self.payloads.read_chunks(ref.uri)
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            yield chunk
-        if digest.hexdigest() != ref.sha256 or size != ref.size_bytes:
-            raise PayloadIntegrityError(
-                f"result of job run {job_id} in {scope} is corrupt: expected sha256 {ref.sha256[:12]}... "
-                f"and {ref.size_bytes} bytes, found {digest.hexdigest()[:12]}... and {size} bytes"
-            )
+            chunks = reader.read_chunks(ref.uri)
+
+        def verified() -> Iterator[bytes]:
+            digest = hashlib.sha256()
+            size = 0
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+            if digest.hexdigest() != ref.sha256 or size != ref.size_bytes:
+                raise PayloadIntegrityError(
+                    f"result of job run {job_id} in {scope} is corrupt: expected sha256 {ref.sha256[:12]}... "
+                    f"and {ref.size_bytes} bytes, found {digest.hexdigest()[:12]}... and {size} bytes"
+                )
+
+        return verified()
 
     def get_result(self, tenant: str, environment: str, job_id: str) -> bytes:
         """A run's result bytes, verified against the sha256 and size its record holds."""
@@ -961,7 +1151,9 @@ class JobRunStore(Store[JobRun]):
         return model.model_validate_json(data) if model else json.loads(data)
 
     def delete_result(self, tenant: str, environment: str, job_id: str) -> bool:
-        """Remove a run's result: record first (it stops pointing at it), then the payload."""
+        """Remove a run's result: record first (it stops pointing at it), then the payload (if this
+        store wrote it).
+        """
         scope = Scope(tenant, environment)
         job_id = self._id(job_id)
         entry = self.get_entry(tenant, environment, job_id)
@@ -976,24 +1168,47 @@ class JobRunStore(Store[JobRun]):
         return True
 
     def delete_with_result(self, tenant: str, environment: str, job_id: str) -> bool:
-        """Delete a run record and then its result payload (retention): nothing left orphaned."""
+        """Delete a run record and then its result payload (retention): nothing left orphaned.
+        A payload this store did not write (another store's, or one from before store identities)
+        is left in place: see ``purge_run``, which says so.
+        """
+        return self.purge_run(tenant, environment, job_id).deleted
+
+    def purge_run(self, tenant: str, environment: str, job_id: str) -> PurgedRun:
+        """Delete a run record, then its result: what ``delete_with_result`` does, reporting what
+        happened to the result (``"deleted"``, ``"inline"``, ``"left in place: ..."``, ``None``).
+        """
         scope = Scope(tenant, environment)
         entry = self.get_entry(tenant, environment, job_id)
         if entry is None:
-            return False
+            return PurgedRun(False, None)
         self.delete(tenant, environment, job_id, if_match=entry.etag)
         ref = entry.artifact.result
-        if ref is not None and ref.location == "external":
-            self._drop_payload(ref)
-        elif ref is not None:
+        if ref is None:
+            return PurgedRun(True, None)
+        if ref.location == "inline":
             self._delete_inline(scope, entry.artifact.job_id)
-        return True
+            return PurgedRun(True, "deleted (inline)")
+        if self._drop_payload(ref):
+            return PurgedRun(True, "deleted")
+        from dq_stores.secrets import redact
+
+        uri = redact(ref.uri or "?")
+        if ref.uri is not None and self.payloads is not None and self.payloads.owns(ref.uri):
+            why = "written by another store or before store identities"
+            if self._own_key(ref.uri) is not None:
+                why = "already gone"
+        else:
+            why = "not in this store's results location"
+        return PurgedRun(True, f"left in place ({why}): {uri}")
 
     def gc_payloads(
         self, *, prefix: str = "", older_than: timedelta = timedelta(hours=1), dry_run: bool = False
     ) -> builtins.list[str]:
-        """Remove payloads no run record points to (orphans of crashed writes), if older than
-        ``older_than`` (a grace period so in-flight writes are not collected). Returns their URIs.
+        """Remove payloads of this store (its own namespace in its results location) that no run
+        record points to (orphans of crashed writes), if older than ``older_than`` (a grace period
+        so in-flight writes are not collected). Returns their URIs. Payloads of other stores
+        sharing the location, and payloads written before store identities, are never touched.
         """
         from datetime import UTC
 
@@ -1008,12 +1223,15 @@ class JobRunStore(Store[JobRun]):
             )
         if self.payloads is None:
             return []
+        namespace = self.store_id()
+        if namespace is None:
+            return []  # this store never wrote a payload
         cutoff = datetime.now(UTC) - older_than
         removed: builtins.list[str] = []
-        for listing in self.payloads.list(prefix):
+        for listing in self.payloads.list(f"{namespace}/{prefix}"):
             if listing.modified > cutoff:
                 continue
-            parsed = parse_result_key(listing.key)
+            parsed = parse_result_key(listing.key, namespace)
             if parsed is None:
                 continue
             scope, job_id = parsed

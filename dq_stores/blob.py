@@ -69,6 +69,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Self, TypeVar
@@ -101,7 +102,7 @@ from dq_stores.blob_client import (
 )
 from dq_stores.canonical import sha256_hex
 from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArtifactError, NotFoundError
-from dq_stores.kinds import ArtifactIndex, RunIndex
+from dq_stores.kinds import ArtifactIndex, Kind, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import check_transition
 from dq_stores.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
@@ -514,6 +515,52 @@ class BlobBackend:
             raise self._fail(exc, f"list {prefix}") from exc
         return out
 
+    def scopes(
+        self, tenant: str | None, environment: str | None, kind: str | None = None
+    ) -> builtins.list[Scope]:
+        """Scopes under the prefix (optionally only those holding ``kind``): delimiter listings,
+        one for the tenants, one per tenant, and one per scope when ``kind`` is given. Names that
+        are no valid id (``.results``, the identity blob) are skipped.
+        """
+        found: builtins.list[Scope] = []
+        tenants = [tenant] if tenant is not None else self._ids(self.layout.prefix, "tenant")
+        for t in tenants:
+            envs = self._ids(self.layout.tenant(t), "environment")
+            for e in envs:
+                if environment is not None and e != environment:
+                    continue
+                scope = Scope(t, e)
+                if kind is None or kind in self.child_prefixes(self.layout.scope(scope)):
+                    found.append(scope)
+        return found
+
+    def _ids(self, prefix: str, what: str) -> builtins.list[str]:
+        ids = []
+        for segment in self.child_prefixes(prefix):
+            try:
+                ids.append(validate_id(_unseg(segment), what))
+            except InvalidArtifactError:
+                continue
+        return ids
+
+    def store_identity(self, create: bool) -> str | None:
+        """``<prefix>.dq-store.json`` holds {"store_id": ...}; created (If-None-Match: *, the first
+        writer wins) on the first payload write.
+        """
+        name = f"{self.layout.prefix}{STORE_BLOB}"
+        blob = self.get(name)
+        if blob is None and create:
+            body = json.dumps({"store_id": uuid.uuid4().hex[:16]}).encode()
+            with suppress(ConflictError):
+                self.put(name, body, {}, create=True)
+            blob = self.get(name)
+        if blob is None:
+            return None
+        try:
+            return validate_id(json.loads(blob.content)["store_id"], "store_id")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidArtifactError(f"{name} is not a store identity", field="store_id") from exc
+
     # parallelism ------------------------------------------------------------------------------
     def map(self, fn: Callable[[X], R], items: Sequence[X]) -> builtins.list[R]:
         """``fn`` over ``items`` on the backend's pool, results in order; the first error is
@@ -596,6 +643,10 @@ class _BlobStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._backend.display!r})"
+
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        kind: Kind[Any] = self.kind  # type: ignore[attr-defined]
+        return self._backend.scopes(tenant, environment, kind.name)
 
 
 @dataclass(frozen=True)
@@ -902,8 +953,15 @@ class AzureBlobJobRunStore(_BlobStore, JobRunStore):
     """Job runs on Azure Blob Storage, listed newest first through a time-ordered index.
 
     Results always go to the payload store (``configure_results``): by default the same
-    container and prefix, next to the run (``job_runs/<job_id>/result-...``).
+    container, under ``<prefix>/.results/<store id>/`` (``open_blob_stores``).
     """
+
+    _identity: str | None = None
+
+    def _store_identity(self, create: bool) -> str | None:
+        if self._identity is None:
+            self._identity = self._backend.store_identity(create)
+        return self._identity
 
     def _run_meta(self, content_hash: str, index: RunIndex, recorded: str, run_time: str) -> dict[str, str]:
         return {
@@ -1151,13 +1209,7 @@ class AzureBlobJobRunStore(_BlobStore, JobRunStore):
         return [doc for _, doc in page], cursor
 
     def _environments(self, tenant: str) -> builtins.list[str]:
-        envs = []
-        for segment in self._backend.child_prefixes(self._backend.layout.tenant(tenant)):
-            try:
-                envs.append(validate_id(_unseg(segment), "environment"))
-            except InvalidArtifactError:
-                continue
-        return envs
+        return self._backend._ids(self._backend.layout.tenant(tenant), "environment")
 
 
 # -- result payloads ------------------------------------------------------------------------------
@@ -1177,17 +1229,30 @@ class BlobPayloadStore(PayloadStore):
     blobs' https (or emulator http) URLs, without any SAS token.
     """
 
-    def __init__(self, connection: BlobConnection, *, owns_connection: bool = False) -> None:
+    def __init__(
+        self, connection: BlobConnection, *, owns_connection: bool = False, subfolder: str = ""
+    ) -> None:
         self._connection = connection
         self._container = connection.container
-        self._prefix = connection.prefix
+        self._prefix = connection.prefix + (f"{subfolder.strip('/')}/" if subfolder else "")
         self._owns = owns_connection
         parts = urlsplit(connection.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._container_path = unquote(parts.path).rstrip("/") + "/"
 
     def __repr__(self) -> str:
-        return f"BlobPayloadStore({self._connection.display!r})"
+        return f"BlobPayloadStore({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        base = self._connection.display
+        return f"{base}/{self._prefix[len(self._connection.prefix) :].rstrip('/')}".rstrip("/")
+
+    def key_of(self, uri: str) -> str:
+        name = self._require(uri)
+        if not name.startswith(self._prefix):
+            raise InvalidArtifactError(f"{redact(uri)!r} is not a payload of {self!r}", field="uri")
+        return name[len(self._prefix) :]
 
     def close(self) -> None:
         if self._owns:
@@ -1337,17 +1402,29 @@ def open_blob_payload_store(url: str, **options: Any) -> BlobPayloadStore:
 # -- opening --------------------------------------------------------------------------------------
 
 
+RESULTS_FOLDER = ".results"
+"""Default results location of a Blob store: ``<prefix>/.results/`` in its own container (a
+dot-folder: never taken for a tenant)."""
+STORE_BLOB = ".dq-store.json"
+
+
 def open_blob_stores(
     url: str,
     *,
     results_url: str | None = None,
     offload_threshold: int | None = None,
+    results_options: dict[str, Any] | None = None,
+    create: bool = True,
     **options: Any,
 ) -> Stores:
     """The four Blob stores on one shared container client (``open_stores`` calls this for
     ``azure-blob://`` URLs; forms and options in ``dq_stores.blob_client``).
 
-    Results go to ``results_url`` when given, else to the same container and prefix.
+    Results go to ``results_url`` when given (opened with ``results_options``: credentials of
+    that location), else to ``<prefix>/.results/`` in the same container. Payloads written by
+    versions before store identities (beside the runs) stay readable. ``create`` is accepted for
+    symmetry: a Blob store creates nothing when opened (a missing container is reported by the
+    first call as ``StoreNotFoundError``).
     """
     from dq_stores.payloads import open_payload_store
 
@@ -1357,9 +1434,9 @@ def open_blob_stores(
         payloads: PayloadStore
         closers: builtins.list[Callable[[], None]] = [backend.close]
         if results_url is None:
-            payloads = BlobPayloadStore(connection)
+            payloads = BlobPayloadStore(connection, subfolder=RESULTS_FOLDER)
         else:
-            payloads = open_payload_store(results_url)
+            payloads = open_payload_store(results_url, **(results_options or {}))
             closers.append(payloads.close)
         stores = Stores(
             contracts=AzureBlobContractStore(backend),
@@ -1367,9 +1444,11 @@ def open_blob_stores(
             action_profiles=AzureBlobActionProfileStore(backend),
             job_runs=AzureBlobJobRunStore(backend),
             url=redact(url),
+            _scope_lister=lambda tenant, environment: backend.scopes(tenant, environment),
         )
-        stores.job_runs.configure_results(payloads, offload_threshold)
-        stores._closers.extend(closers)
+        stores.job_runs.configure_results(payloads, offload_threshold, legacy=[BlobPayloadStore(connection)])
+        for close in closers:
+            stores.add_closer(close)
     except BaseException:
         connection.close()
         raise

@@ -25,7 +25,8 @@ then AZURE_STORAGE_KEY, and finally ``DefaultAzureCredential`` (managed identity
 identity, Azure CLI login; also forced with ``?credential=default``).
 
 Other options (URL query or kwargs; kwargs win): ``create_container`` (bool, default false),
-``secure`` (https; default true except for the emulator form), ``retry_total``,
+``secure`` (https; default true except for the emulator form), ``retry_budget`` (seconds: give up
+on an unreachable account after about that long; the CLI sets 10), ``retry_total``,
 ``connection_timeout``, ``read_timeout``, ``max_workers`` (parallel downloads, default 8), and the
 kwargs-only ``service_client=`` (an existing ``BlobServiceClient``, e.g. from dagster-azure's
 ``AzureBlobStorageResource``; not closed by us) and ``client_kwargs=`` (passed to the client).
@@ -64,6 +65,7 @@ from dq_stores.errors import (
     InvalidArtifactError,
     NotFoundError,
     StoreError,
+    StoreNotFoundError,
 )
 from dq_stores.secrets import redact
 
@@ -92,6 +94,7 @@ _OPTIONS = frozenset(
         "create_container",
         "secure",
         "retry_total",
+        "retry_budget",
         "connection_timeout",
         "read_timeout",
         "max_workers",
@@ -137,9 +140,17 @@ class BlobLocation:
 
     @property
     def display(self) -> str:
-        """``azure-blob://<account>/<container>/<prefix>``: safe for messages and reprs."""
-        account = self.account_name or "<connection-string account>"
+        """The location as an ``azure-blob://`` URL naming the host (and port) it talks to:
+        ``azure-blob://<account>.blob.core.windows.net/<container>/<prefix>``, or
+        ``azure-blob://127.0.0.1:10000/<account>/<container>`` for the emulator. No secret.
+        """
         tail = f"/{self.prefix}" if self.prefix else ""
+        if self.account_url:
+            parts = urlsplit(self.account_url)
+            path = parts.path.strip("/")
+            base = f"{parts.netloc}/{path}" if path else parts.netloc
+            return f"{SCHEME}://{base}/{self.container}{tail}"
+        account = self.account_name or "<connection-string account>"
         return f"{SCHEME}://{account}/{self.container}{tail}"
 
 
@@ -204,7 +215,7 @@ def parse_blob_url(url: str) -> BlobLocation:
     for name in ("create_container", "secure"):
         if name in options:
             _bool(options[name], name)
-    for name in ("retry_total", "connection_timeout", "read_timeout", "max_workers"):
+    for name in ("retry_total", "retry_budget", "connection_timeout", "read_timeout", "max_workers"):
         if name in options:
             _int(options[name], name)
     unknown = [k for k, _ in query if k not in _OPTIONS]
@@ -329,6 +340,14 @@ def _resolve_credential(
             return AzureSasCredential(os.environ["AZURE_STORAGE_SAS_TOKEN"].lstrip("?")), None
         if os.environ.get("AZURE_STORAGE_KEY") and account:
             return AzureNamedKeyCredential(account, os.environ["AZURE_STORAGE_KEY"]), None
+    if location.account_url is not None and not location.account_url.startswith("https://"):
+        # DefaultAzureCredential needs https; the emulator (http) takes its well-known account key.
+        raise InvalidArtifactError(
+            f"no credential for {location.display}: set AZURE_STORAGE_KEY to the account key (for "
+            "Azurite, its well-known devstoreaccount1 key), or AZURE_STORAGE_SAS_TOKEN, or pass "
+            "?account_key_env=VAR / connection_string=",
+            field="credential",
+        )
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError as exc:  # pragma: no cover - azure-identity ships in the same extra
@@ -372,6 +391,8 @@ def connect_container(url: str | None = None, **options: Any) -> BlobConnection:
         raise InvalidArtifactError(f"unknown {SCHEME} option(s) {sorted(unknown)}", field=sorted(unknown)[0])
     client_kwargs: dict[str, Any] = dict(merged.get("client_kwargs") or {})
     client_kwargs.setdefault("user_agent", "dq-stores")
+    if merged.get("retry_budget") is not None:
+        client_kwargs.update(_budgeted_retries(_int(merged["retry_budget"], "retry_budget")))
     for name in ("retry_total", "connection_timeout", "read_timeout"):
         if merged.get(name) is not None:
             client_kwargs[name] = _int(merged[name], name)
@@ -410,6 +431,24 @@ def connect_container(url: str | None = None, **options: Any) -> BlobConnection:
             connection.close()
             raise
     return connection
+
+
+def _budgeted_retries(seconds: int) -> dict[str, Any]:
+    """Client settings that give up on an unreachable or failing account after about
+    ``seconds``: two retries 1 s and 3 s apart (the SDK's default waits 15, 18 and 24 s), and a
+    connection timeout of a quarter of the budget. A command-line tool fails within the budget;
+    a long-running service keeps the SDK's patient default (no budget).
+    """
+    if seconds <= 0:
+        return {"retry_total": 0, "connection_timeout": 5}
+    return {
+        "retry_total": 2,
+        "initial_backoff": 1,
+        "increment_base": 2,
+        "random_jitter_range": 0.5,
+        "connection_timeout": max(1, seconds // 4),
+        "read_timeout": max(5, seconds * 3),
+    }
 
 
 def _service_client(
@@ -509,7 +548,7 @@ def translate_azure_error(exc: AzureError, what: str, *, location: str = "") -> 
     if isinstance(exc, ResourceModifiedError) or status == 412:
         return ConflictError(f"{what}: changed by another writer (etag no longer matches){where}")
     if code == "ContainerNotFound":
-        return BackendUnavailableError(
+        return StoreNotFoundError(
             f"{what}: the container does not exist{where}; create it or open with create_container=true"
         )
     if code == "ContainerBeingDeleted":

@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from dq_stores.canonical import canonical_json, format_timestamp
-from dq_stores.errors import StoreError
+from dq_stores.config import StoresConfig, is_postgres_url
+from dq_stores.errors import BackendUnavailableError, StoreError, StoreNotFoundError
 from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, ArtifactIndex, Kind
 from dq_stores.registry import DEFAULT_URL, Stores, open_stores
 from dq_stores.scope import Scope, validate_id
@@ -82,9 +84,13 @@ class Settings:
     schema: str | None
     quiet: bool
     debug: bool
+    timeout: int = 10
 
-    def resolve_url(self, url: str | None) -> str:
-        return url or self.url or DEFAULT_URL
+    def config(self, url: str | None = None) -> StoresConfig:
+        """The global store: unset options resolved like everywhere else (``dq_stores.config``:
+        DQ_STORES_URL / DQ_STORES_SCHEMA / DQ_STORES_RESULTS_URL, default SQLite).
+        """
+        return StoresConfig.resolve(url or self.url, schema=self.schema, results_url=self.results_url)
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -108,27 +114,26 @@ class Settings:
         ) as bar:
             yield bar
 
-    def open(
-        self,
-        url: str | None = None,
-        *,
-        results_url: str | None = None,
-        schema: str | None = None,
-        must_exist: bool = False,
-        inherit_globals: bool = True,
-    ) -> Stores:
-        resolved = self.resolve_url(url)
-        if inherit_globals:
-            results_url = results_url or self.results_url
-            schema = schema or self.schema
+    def open(self, config: StoresConfig, *, create: bool = True) -> Stores:
+        """Open ``config``'s stores with this command line's time budget: an unreachable backend
+        fails after about ``--timeout`` seconds, not after the SDK's minutes of retries.
+        """
         options: dict[str, Any] = {}
-        if schema is not None:
-            if not _is_postgres(resolved):
-                raise click.UsageError("--schema applies to PostgreSQL URLs only")
-            options["schema"] = schema
-        if must_exist:
-            _require_existing(resolved)
-        return open_stores(resolved, results_url=results_url, **options)
+        scheme = _scheme(config.url)
+        if scheme == "azure-blob":
+            options["retry_budget"] = self.timeout
+        elif is_postgres_url(config.url):
+            options["connect_args"] = {"connect_timeout": max(1, self.timeout)}
+        if config.results_url is not None and _scheme(config.results_url) == "azure-blob":
+            options["results_options"] = {"retry_budget": self.timeout}
+        return open_stores(
+            config.url,
+            schema=config.schema,
+            results_url=config.results_url,
+            create=create,
+            use_env=False,
+            **options,
+        )
 
 
 def _scheme(url: str) -> str:
@@ -136,22 +141,26 @@ def _scheme(url: str) -> str:
 
 
 def _is_postgres(url: str) -> bool:
-    return _scheme(url).split("+")[0] in {"postgresql", "postgres"}
+    return is_postgres_url(url)
 
 
-def _require_existing(url: str) -> None:
-    """Reading commands must not create an empty embedded store at a mistyped path."""
-    scheme = _scheme(url)
+def _planned_results_url(config: StoresConfig) -> str | None:
+    """Where a store that does not exist yet would put large results once created."""
+    if config.results_url is not None:
+        return config.results_url
+    scheme = _scheme(config.url)
     if scheme == "sqlite":
         from sqlalchemy.engine import make_url
 
-        database = make_url(url).database
-        if database not in (None, "", ":memory:") and not Path(database).expanduser().exists():
-            raise CliError(f"no store at {redact(url)}: {database} does not exist")
-    elif scheme == "file":
-        path = Path(urlsplit(url).path)
-        if not path.exists():
-            raise CliError(f"no store at {redact(url)}: {path} does not exist")
+        database = make_url(config.url).database
+        if database not in (None, "", ":memory:"):
+            path = Path(str(database)).expanduser().resolve()
+            return path.with_name(f"{path.stem}.results").as_uri()
+    if scheme == "file":
+        from dq_stores.filesystem import root_from_url
+
+        return (Path(root_from_url(config.url)).resolve() / ".results").as_uri()
+    return None
 
 
 class _Cli(click.Group):
@@ -243,7 +252,7 @@ def scope_options(func: F) -> F:
     envvar="DQ_STORES_URL",
     metavar="URL",
     default=None,
-    help=f"Store URL (env DQ_STORES_URL; default {DEFAULT_URL}): sqlite:///PATH, "
+    help=f"Store URL (env DQ_STORES_URL; default $DAGSTER_HOME/dq/dq.db, else {DEFAULT_URL}): sqlite:///PATH, "
     "postgresql+psycopg://USER@HOST/DB[?schema=S], file:///PATH, azure-blob://..., memory://.",
 )
 @click.option(
@@ -253,19 +262,49 @@ def scope_options(func: F) -> F:
     default=None,
     help="Where large job-run results live (file:///PATH or azure-blob://...); env DQ_STORES_RESULTS_URL.",
 )
-@click.option("--schema", metavar="NAME", default=None, help="PostgreSQL schema of the store.")
+@click.option(
+    "--schema",
+    envvar="DQ_STORES_SCHEMA",
+    metavar="NAME",
+    default=None,
+    help="PostgreSQL schema of the store (env DQ_STORES_SCHEMA; ignored for other backends when it "
+    "comes from the environment).",
+)
+@click.option(
+    "--timeout",
+    envvar="DQ_STORES_TIMEOUT",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on an unreachable database or Azure account after about this long (env "
+    "DQ_STORES_TIMEOUT; 0: no retries).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only: no progress, no summaries.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error.")
 @click.pass_context
 def cli(
-    ctx: click.Context, url: str | None, results_url: str | None, schema: str | None, quiet: bool, debug: bool
+    ctx: click.Context,
+    url: str | None,
+    results_url: str | None,
+    schema: str | None,
+    timeout: int,
+    quiet: bool,
+    debug: bool,
 ) -> None:
     """Manage dq-stores: data contracts, job definitions, action profiles and job runs.
 
-    Errors are printed as one line on stderr with a non-zero exit code; passwords, keys and
-    tokens in URLs are never printed.
+    The store comes from --url / --schema / --results-url, else from DQ_STORES_URL /
+    DQ_STORES_SCHEMA / DQ_STORES_RESULTS_URL exactly as the Dagster resource reads them, else the
+    embedded default (SQLite at $DAGSTER_HOME/dq/dq.db, or .dq/dq.db). Every command names the
+    store it used. Errors are printed as one line on stderr with a non-zero exit code; passwords,
+    keys and tokens in URLs are never printed.
     """
-    ctx.obj = Settings(url=url, results_url=results_url, schema=schema, quiet=quiet, debug=debug)
+    if schema is not None and ctx.get_parameter_source("schema") is ParameterSource.ENVIRONMENT:
+        schema = None  # resolved with the URL (DQ_STORES_SCHEMA applies to Postgres URLs only)
+    ctx.obj = Settings(
+        url=url, results_url=results_url, schema=schema, quiet=quiet, debug=debug, timeout=timeout
+    )
 
 
 def main() -> None:
@@ -282,13 +321,16 @@ def db() -> None:
 
 
 def _sql_url(settings: Settings, url: str | None) -> str:
-    resolved = settings.resolve_url(url)
+    resolved = settings.config(url).url
     if _scheme(resolved).split("+")[0] not in _SQL_SCHEMES:
         raise CliError(f"{redact(resolved)} is not a SQL store; db commands apply to SQLite and PostgreSQL")
     return resolved
 
 
-def _schema_name(url: str, schema: str | None) -> str | None:
+def _schema_name(settings: Settings, url: str, schema: str | None) -> str | None:
+    """The schema: the command's --schema, else the global one / DQ_STORES_SCHEMA, else ?schema=."""
+    if schema is None and is_postgres_url(url):
+        schema = StoresConfig.resolve(url, schema=settings.schema).schema
     if schema is not None or not _is_postgres(url):
         return schema
     from sqlalchemy.engine import make_url
@@ -314,7 +356,7 @@ def db_upgrade(settings: Settings, url: str | None, schema: str | None) -> None:
     from dq_stores.sql.migrate import current_revision, upgrade
 
     resolved = _sql_url(settings, url)
-    schema = _schema_name(resolved, schema or settings.schema)
+    schema = _schema_name(settings, resolved, schema)
     engine = create_sql_engine(resolved, schema=schema)
     try:
         if schema is not None and engine.dialect.name == "postgresql":
@@ -364,7 +406,7 @@ def db_enable_rls(
     from dq_stores.sql.rls import create_app_role, enable_row_level_security
 
     resolved = _sql_url(settings, url)
-    schema = _schema_name(resolved, schema or settings.schema)
+    schema = _schema_name(settings, resolved, schema)
     engine = create_sql_engine(resolved, schema=schema)
     try:
         if engine.dialect.name != "postgresql":
@@ -388,8 +430,7 @@ def db_current(settings: Settings, url: str | None, schema: str | None, check: b
     from dq_stores.sql.migrate import current_revision, head_revision
 
     resolved = _sql_url(settings, url)
-    _require_existing(resolved)
-    engine = create_sql_engine(resolved, schema=_schema_name(resolved, schema or settings.schema))
+    engine = create_sql_engine(resolved, schema=_schema_name(settings, resolved, schema), create=False)
     try:
         with engine.connect() as conn:
             current = current_revision(conn)
@@ -397,6 +438,8 @@ def db_current(settings: Settings, url: str | None, schema: str | None, check: b
         engine.dispose()
     head = head_revision()
     state = "up to date" if current == head else "needs `dq-stores db upgrade`"
+    schema_name = _schema_name(settings, resolved, schema)
+    click.echo(f"store:   {redact(resolved)}" + (f" (schema {schema_name})" if schema_name else ""))
     click.echo(f"current: {current or '<none>'}")
     click.echo(f"head:    {head} ({state})")
     if check and current != head:
@@ -409,44 +452,98 @@ def db_current(settings: Settings, url: str | None, schema: str | None, check: b
 @cli.command("import", short_help="Validate and import JSON / YAML artifact files.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @url_option
-@click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Check everything and show what would change; write (and create) nothing."
+)
 @pass_settings
 def import_(settings: Settings, paths: tuple[Path, ...], url: str | None, dry_run: bool) -> None:
-    """Import artifacts from JSON / YAML files or folders (searched recursively).
+    """Import artifacts from JSON / YAML files or folders (searched recursively), and the result
+    payloads of job runs exported by `dq-stores export`.
 
     A file holds one document or a list of them (YAML: also several --- documents). The kind is
-    told by the id field: contract_id, job_definition_id, action_profile_id or job_id. Every file
-    is validated before anything is written: if any document is invalid, each problem is printed
-    (file and field) and nothing is written. Importing the same files again writes nothing.
+    told by the id field: contract_id, job_definition_id, action_profile_id or job_id. Everything
+    that can be checked is checked before anything is written (every document; every exported
+    result payload's presence, size and sha256; that the store has a results location for results
+    that need one): if anything is wrong, each problem is printed (file and field) and nothing is
+    written. A run is written result first, record second. --dry-run runs the same checks and
+    reports exactly what the import would do. Importing the same files again writes nothing.
     """
-    from dq_stores.transfer import apply_import, load_artifacts, plan_import
+    from dq_stores.transfer import load_artifacts, plan_import, reference_note
 
     artifacts, problems = load_artifacts(paths)
     if not problems and not artifacts:
         raise CliError("no artifact documents (*.json, *.yaml, *.yml) found")
     if problems:
         _report_problems(problems)
-    with settings.open(url) as stores:
-        actions, problems = plan_import(stores, artifacts)
+    config = settings.config(url)
+    hint = "--results-url (or DQ_STORES_RESULTS_URL)"
+    # Planned against the store as it is, and nothing is created until the plan has no problem:
+    # a refused import leaves no new database, schema or tables behind.
+    with _existing_or_planned(settings, config) as (stores, exists):
+        actions, problems = plan_import(stores, artifacts, results_hint=hint)
         if problems:
             _report_problems(problems)
-        changes = [a for a in actions if a.action != "unchanged"]
-        counts = {k: sum(1 for a in actions if a.action == k) for k in ("create", "update", "unchanged")}
+        for act in actions:
+            if (note := reference_note(stores, act)) is not None:
+                click.echo(f"dq-stores: warning: {_one_line(note)}", err=True)
+        counts = _counts(actions)
         if dry_run:
-            for act in changes:
-                settings.say(f"would {act.action} {act.artifact.describe()} ({act.artifact.where})")
+            where = (
+                stores.describe()
+                if exists
+                else f"{config.describe()} (does not exist yet: it would be created)"
+            )
+            for act in actions:
+                if act.action != "unchanged":
+                    settings.say(f"would {act.action} {act.artifact.describe()} ({act.artifact.where})")
             settings.say(
-                f"dry run: {counts['create']} to create, {counts['update']} to update, "
+                f"dry run into {where}: {counts['create']} to create, {counts['update']} to update, "
                 f"{counts['unchanged']} unchanged; nothing written"
             )
             return
-        with settings.progress(apply_import(stores, actions), "importing", length=len(actions)) as done:
-            for _ in done:
-                pass
+        if exists:
+            _apply(settings, stores, actions)
+            where = stores.describe()
+    if not exists:
+        with settings.open(config) as created:
+            actions, problems = plan_import(created, artifacts, results_hint=hint)
+            if problems:  # the store appeared meanwhile, with content that conflicts
+                _report_problems(problems)
+            _apply(settings, created, actions)
+            counts = _counts(actions)
+            where = created.describe()
     settings.say(
-        f"imported {len(actions)} document(s) into {redact(stores.url)}: {counts['create']} created, "
+        f"imported {len(actions)} document(s) into {where}: {counts['create']} created, "
         f"{counts['update']} updated, {counts['unchanged']} unchanged"
     )
+
+
+def _counts(actions: Sequence[Any]) -> dict[str, int]:
+    return {k: sum(1 for a in actions if a.action == k) for k in ("create", "update", "unchanged")}
+
+
+def _apply(settings: Settings, stores: Stores, actions: Sequence[Any]) -> None:
+    from dq_stores.transfer import apply_import
+
+    with settings.progress(apply_import(stores, actions), "importing", length=len(actions)) as done:
+        for _ in done:
+            pass
+
+
+@contextmanager
+def _existing_or_planned(settings: Settings, config: StoresConfig) -> Iterator[tuple[Stores, bool]]:
+    """The store as it is (opened without creating anything), and whether it exists; for a store
+    that does not exist yet, an empty one with the results location it would get once created,
+    so that a plan against it checks what the real import will meet.
+    """
+    try:
+        stores = settings.open(config, create=False)
+    except StoreNotFoundError:
+        with open_stores("memory://", results_url=_planned_results_url(config), use_env=False) as empty:
+            yield empty, False
+        return
+    with stores:
+        yield stores, True
 
 
 def _report_problems(problems: Sequence[Problem]) -> None:
@@ -462,33 +559,61 @@ def _report_problems(problems: Sequence[Problem]) -> None:
 def _resolve_scopes(
     stores: Stores, tenants: Sequence[str], environments: Sequence[str], all_scopes: bool
 ) -> list[Scope]:
-    from dq_stores.transfer import available_scopes
-
-    if tenants and environments and not all_scopes:
-        return [Scope(t, e) for t in dict.fromkeys(tenants) for e in dict.fromkeys(environments)]
+    """The scopes a command works on; a tenant or environment holding nothing is an error that
+    names what the store does hold (so a typo never silently copies or exports nothing).
+    """
     if not tenants and not all_scopes:
-        raise click.UsageError("give --tenant (and --env), or --all-scopes")
-    listed = available_scopes(stores)
-    if listed is None:
-        raise click.UsageError(
-            f"the backend at {redact(stores.url)} cannot list its tenants and environments: "
-            "give --tenant and --env"
+        raise click.UsageError("give --tenant (and optionally --env), or --all-scopes")
+    for value in (*tenants, *environments):
+        validate_id(value, "tenant" if value in tenants else "environment")
+    wanted_tenants = list(dict.fromkeys(tenants))
+    if all_scopes and not wanted_tenants:
+        listed = stores.list_scopes()
+    else:
+        listed = [scope for tenant in wanted_tenants for scope in stores.list_scopes(tenant=tenant)]
+    held_tenants = {s.tenant for s in listed}
+    missing = [t for t in wanted_tenants if t not in held_tenants]
+    if missing:
+        known = _known_tenants(stores)
+        raise CliError(
+            f"no tenant {', '.join(repr(t) for t in missing)} in {stores.describe()}; tenants there: {known}"
         )
-    return [
-        s
-        for s in listed
-        if (not tenants or s.tenant in tenants) and (not environments or s.environment in environments)
-    ]
+    scopes = [s for s in listed if not environments or s.environment in environments]
+    for environment in dict.fromkeys(environments):
+        if not any(s.environment == environment for s in scopes):
+            held = sorted({s.environment for s in listed}) or ["none"]
+            raise CliError(
+                f"environment {environment!r} holds nothing for {', '.join(sorted(held_tenants)) or 'any tenant'} "
+                f"in {stores.describe()}; environments there: {', '.join(held)}"
+            )
+    if not scopes:
+        raise CliError(f"{stores.describe()} holds nothing to work on")
+    return scopes
+
+
+def _known_tenants(stores: Stores) -> str:
+    try:
+        tenants = sorted({s.tenant for s in stores.list_scopes()})
+    except StoreError:  # e.g. row-level security: one tenant at a time
+        return "(cannot be listed here)"
+    shown = ", ".join(tenants[:20]) + (f", ... ({len(tenants)} in all)" if len(tenants) > 20 else "")
+    return shown or "none (the store is empty)"
 
 
 # -- export -------------------------------------------------------------------------------------
 
 
-@cli.command("export", short_help="Export scopes as canonical JSON files.")
+@cli.command("export", short_help="Export scopes as canonical JSON files, with result payloads.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @scope_options
 @url_option
 @click.option("--overwrite", is_flag=True, help="Replace the files of the exported scopes if present.")
+@click.option(
+    "--allow-result-references",
+    is_flag=True,
+    help="A run whose result cannot be read here keeps its result reference only (no payload), with "
+    "a warning, instead of failing.",
+)
 @pass_settings
 def export(
     settings: Settings,
@@ -498,30 +623,59 @@ def export(
     all_scopes: bool,
     url: str | None,
     overwrite: bool,
+    allow_result_references: bool,
 ) -> None:
     """Export scopes as canonical JSON files: DIR/TENANT/ENV/KIND/ID/VERSION.json and
-    DIR/TENANT/ENV/job_runs/JOB_ID.json.
+    DIR/TENANT/ENV/job_runs/JOB_ID.json, each run's result payload beside its record
+    (JOB_ID.result.EXT, streamed and hash-checked).
 
-    Every version of every artifact (its current revision) and every job run; result payloads are
-    not exported, only their references. Two exports of equal stores are byte-identical, and the
-    folder can be imported again with `dq-stores import DIR`.
+    Every version of every artifact (its current revision), every job run and every result
+    payload: an export holds all of them or fails. Before anything is written, every run's result
+    is checked to be readable; a result kept at a location the store was not opened with is an
+    error (give --results-url). Two exports of equal stores are byte-identical, and the folder can
+    be imported again with `dq-stores import DIR` (results included). Reads only: nothing is
+    created in the store.
     """
-    from dq_stores.transfer import check_export_target, export_scope, remove_stale_exports
+    from dq_stores.transfer import (
+        check_export_target,
+        export_scope,
+        remove_stale_exports,
+        unexportable_results,
+    )
 
-    with settings.open(url, must_exist=True) as stores:
+    with settings.open(settings.config(url), create=False) as stores:
         scopes = _resolve_scopes(stores, tenants, environments, all_scopes)
         check_export_target(directory, scopes, overwrite=overwrite)
+        hint = "--results-url, or --allow-result-references"
+        problems = [p for scope in scopes for p in unexportable_results(stores, scope, results_hint=hint)]
+        if allow_result_references:
+            for problem in problems:
+                click.echo(
+                    f"dq-stores: warning: exported with its reference only: {_one_line(problem)}", err=True
+                )
+            problems = []
+        if problems:
+            for problem in problems[:50]:
+                click.echo(f"dq-stores: cannot export: {_one_line(problem)}", err=True)
+            raise CliError(f"{len(problems)} result payload(s) cannot be read; nothing was exported")
         total = removed = 0
         for scope in scopes:
             written: set[Path] = set()
-            with settings.progress(export_scope(stores, scope, directory), f"exporting {scope}") as files:
-                for path in files:
-                    written.add(path)
+            try:
+                exported = export_scope(stores, scope, directory, allow_references=allow_result_references)
+                with settings.progress(exported, f"exporting {scope}") as files:
+                    for path in files:
+                        written.add(path)
+            except StoreError as exc:
+                raise CliError(
+                    f"export INCOMPLETE ({total + len(written)} file(s) written to {directory}): {describe_error(exc)}"
+                ) from exc
             total += len(written)
             if overwrite:
                 removed += len(remove_stale_exports(directory, scope, written))
+        where = stores.describe()
     stale = f"; removed {removed} stale file(s)" if removed else ""
-    settings.say(f"exported {total} file(s) from {len(scopes)} scope(s) to {directory}{stale}")
+    settings.say(f"exported {total} file(s) of {len(scopes)} scope(s) from {where} to {directory}{stale}")
 
 
 # -- ls -----------------------------------------------------------------------------------------
@@ -588,7 +742,8 @@ def ls(
         names = ", ".join("--" + n.replace("_", "-").replace("tags", "tag") for n in unsupported)
         raise click.UsageError(f"{names} does not apply to {what}")
     kind = _LS_KINDS[what]
-    with settings.open(url, must_exist=True) as stores:
+    with settings.open(settings.config(url), create=False) as stores:
+        settings.note(f"store: {stores.describe()}")
         items: list[Any] = []
         more = False
         cursor: str | None = None
@@ -607,6 +762,9 @@ def ls(
             if limit and len(items) >= limit:
                 more = True
                 break
+        if not items:
+            # An empty listing of a scope that holds nothing at all is most likely a typo.
+            _resolve_scopes(stores, [tenant], [environment], False)
     if as_json:
         click.echo(b"[" + b",".join(canonical_json(m) for m in items) + b"]")
     else:
@@ -669,64 +827,106 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 # -- copy ---------------------------------------------------------------------------------------
 
 
-@cli.command("copy", short_help="Copy artifacts and job runs between two stores.")
+@cli.command("copy", short_help="Copy artifacts and job runs (with their results) between two stores.")
 @click.option("--from", "source_url", required=True, metavar="URL", help="Source store URL.")
 @click.option("--to", "target_url", required=True, metavar="URL", help="Destination store URL.")
+@click.option("--from-schema", default=None, metavar="NAME", help="PostgreSQL schema of the source.")
+@click.option("--to-schema", default=None, metavar="NAME", help="PostgreSQL schema of the destination.")
 @click.option("--from-results-url", default=None, metavar="URL", help="Results location of the source.")
 @click.option("--to-results-url", default=None, metavar="URL", help="Results location of the destination.")
 @scope_options
+@click.option(
+    "--allow-result-references",
+    is_flag=True,
+    help="A run whose result cannot be read here keeps its result reference only (no payload), with "
+    "a warning, instead of failing.",
+)
 @pass_settings
 def copy(
     settings: Settings,
     source_url: str,
     target_url: str,
+    from_schema: str | None,
+    to_schema: str | None,
     from_results_url: str | None,
     to_results_url: str | None,
     tenants: tuple[str, ...],
     environments: tuple[str, ...],
     all_scopes: bool,
+    allow_result_references: bool,
 ) -> None:
-    """Copy every artifact version and job run (with its result payload) between two stores.
+    """Copy every artifact version and job run (with its result) between two stores.
 
-    History is not replayed: for each (id, version) the source's current revision is copied, and
-    becomes one new revision at the destination. Items already at the destination with the same
-    content hash are skipped, so running the copy twice copies nothing the second time; every
-    written item is read back and its hash verified. PostgreSQL schemas go in the URL (?schema=S).
+    Both sides are given explicitly: DQ_STORES_* variables do not apply (a backend's default
+    results location does). History is not replayed: for each (id, version) the source's current
+    revision is copied and becomes one new revision at the destination. A run is copied result
+    first, record second, into the destination's own results location; a run whose result cannot
+    be read (give --from-results-url) or written (give --to-results-url) is not copied at all and
+    counts as failed. Items already at the destination with the same content are skipped, so a
+    second copy copies nothing; every written item is read back and its hash verified. Any
+    failure means exit code 1. A missing or unreachable store stops the copy at once.
     """
     from dq_stores.transfer import CopySummary, copy_scope
 
-    if source_url == target_url and not source_url.startswith("memory:"):
+    source_config = StoresConfig.resolve(
+        source_url, schema=from_schema, results_url=from_results_url, use_env=False
+    )
+    target_config = StoresConfig.resolve(
+        target_url, schema=to_schema, results_url=to_results_url, use_env=False
+    )
+    if source_config == target_config and not source_url.startswith("memory:"):
         raise click.UsageError("--from and --to are the same store")
     summary = CopySummary()
-    with (
-        # The global --results-url / --schema belong to the global --url, not to a side of a copy.
-        settings.open(
-            source_url, results_url=from_results_url, must_exist=True, inherit_globals=False
-        ) as source,
-        settings.open(target_url, results_url=to_results_url, inherit_globals=False) as target,
-    ):
+    with settings.open(source_config, create=False) as source:
+        # Scopes first: a mistyped tenant is an error before the destination is even created.
         scopes = _resolve_scopes(source, tenants, environments, all_scopes)
-        for scope in scopes:
-            with settings.progress(copy_scope(source, target, scope), f"copying {scope}") as outcomes:
-                for outcome in outcomes:
-                    summary.add(outcome)
+        with settings.open(target_config) as target:
+            try:
+                for scope in scopes:
+                    outcomes = copy_scope(
+                        source,
+                        target,
+                        scope,
+                        source_hint="--from-results-url (or --allow-result-references)",
+                        target_hint="--to-results-url",
+                        allow_references=allow_result_references,
+                    )
+                    with settings.progress(outcomes, f"copying {scope}") as items:
+                        for outcome in items:
+                            summary.add(outcome)
+            except (StoreNotFoundError, BackendUnavailableError) as exc:
+                _print_copy_outcomes(summary)
+                raise CliError(
+                    f"copy stopped after {summary.copied} copied, {summary.skipped} skipped, {summary.failed} "
+                    f"failed: {describe_error(exc)}"
+                ) from exc
+            where = f"{source.describe()} -> {target.describe()}"
+    _print_copy_outcomes(summary)
+    settings.say(
+        f"copied {summary.copied}, skipped {summary.skipped}, failed {summary.failed} "
+        f"({len(scopes)} scope(s), {where})"
+    )
+    if summary.failed:
+        raise CliError(f"{summary.failed} item(s) could not be copied (nothing of them was written)")
+
+
+def _print_copy_outcomes(summary: Any) -> None:
     for outcome in summary.warnings:
         click.echo(f"dq-stores: warning: {_one_line(str(outcome))}", err=True)
     for outcome in summary.failures:
         click.echo(f"dq-stores: failed: {_one_line(str(outcome))}", err=True)
-    settings.say(
-        f"copied {summary.copied}, skipped {summary.skipped}, failed {summary.failed} "
-        f"({len(scopes)} scope(s), {redact(source_url)} -> {redact(target_url)})"
-    )
-    if summary.failed:
-        raise CliError(f"{summary.failed} item(s) could not be copied")
 
 
 # -- purge-runs ---------------------------------------------------------------------------------
 
 
-@cli.command("purge-runs", short_help="Delete job runs older than a duration.")
-@click.option("--older-than", required=True, metavar="DURATION", help="e.g. 365d, 12h, 90m, 2w, 1d12h.")
+@cli.command("purge-runs", short_help="Delete job runs older than a duration, with their results.")
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help="e.g. 365d, 12h, 90min, 2w, 1d12h (units w, d, h, min, s; 'm' is refused as ambiguous).",
+)
 @click.option("--tenant", required=True, metavar="TENANT")
 @click.option(
     "--env",
@@ -748,15 +948,23 @@ def purge_runs_cmd(
 ) -> None:
     """Delete job runs whose run time (submitted, else started, else completed) is older than
     DURATION, with their result payloads (the record first, then the payload).
+
+    Prints every run it deletes (or, with --dry-run, would delete). A payload this store did not
+    write (another store's sharing the results location, or one written before store identities)
+    is left in place, and the line says so.
     """
     from dq_stores.transfer import parse_duration, purge_runs
 
     cutoff = datetime.now(UTC) - parse_duration(older_than)
     count = 0
-    with settings.open(url, must_exist=True) as stores:
+    with settings.open(settings.config(url), create=False) as stores:
         validate_id(tenant, "tenant")
-        envs = list(dict.fromkeys(environments)) or sorted(
-            {run.environment for run in stores.job_runs.list_by_tenant(tenant)}
+        envs = list(dict.fromkeys(environments)) or [
+            s.environment for s in stores.job_runs.list_scopes(tenant=tenant)
+        ]
+        settings.note(
+            f"{'dry run: ' if dry_run else ''}deleting job runs of {tenant} ({', '.join(envs) or 'no environment'}) "
+            f"older than {format_timestamp(cutoff)} from {stores.describe()}"
         )
         for environment in envs:
             for outcome in purge_runs(stores.job_runs, Scope(tenant, environment), cutoff, dry_run=dry_run):

@@ -15,11 +15,13 @@ __all__ = [
     "BackendUnavailableError",
     "ConflictError",
     "InvalidArtifactError",
+    "NoResultsLocationError",
     "NotFoundError",
     "PayloadIntegrityError",
     "SchemaVersionError",
     "ScopeViolationError",
     "StoreError",
+    "StoreNotFoundError",
 ]
 
 
@@ -81,6 +83,20 @@ class BackendUnavailableError(StoreError):
     Nothing half-written stays behind: the call either happened entirely or not at all. Retrying
     is safe, but when only the reply was lost the first attempt did commit, so a retry with the
     same ``if_match`` may get ``ConflictError``: re-read and decide.
+    """
+
+
+class NoResultsLocationError(StoreError):
+    """A result must go to a results location (it is larger than the offload threshold, or the
+    backend keeps nothing inline) and the stores were opened without one.
+    """
+
+
+class StoreNotFoundError(StoreError):
+    """The store itself, or its results location, does not exist: a missing Blob container, an
+    empty database or schema opened by a command that must not create one, a missing folder.
+    Retrying does not help; create it (``dq-stores db upgrade``, ``create_container=true``) or fix
+    the URL.
     """
 
 

@@ -73,6 +73,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -104,8 +105,10 @@ from dq_stores.errors import (
     ConflictError,
     InvalidArtifactError,
     ScopeViolationError,
+    StoreNotFoundError,
 )
 from dq_stores.fsio import (
+    TEMP_SUFFIX,
     SafeRoot,
     ScopeLock,
     atomic_write,
@@ -620,25 +623,26 @@ class _FsBase(Generic[IX]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._root.path!r})"
 
-    def list_scopes(self) -> builtins.list[Scope]:
-        """Every (tenant, environment) that has a folder of this store's kind, sorted."""
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        """Every (tenant, environment) that has a folder of this store's kind."""
         found: builtins.list[Scope] = []
         with self._translate("list", self._root.path):
             try:
-                tenants = sorted(os.listdir(self._root.path))
+                tenants = [tenant] if tenant is not None else os.listdir(self._root.path)
             except FileNotFoundError:
                 return []
-            for tenant in tenants:
-                tenant_dir = os.path.join(self._root.path, tenant)
-                if tenant.startswith(".") or not _is_id(tenant) or not os.path.isdir(tenant_dir):
+            for name in tenants:
+                tenant_dir = os.path.join(self._root.path, name)
+                if name.startswith(".") or not _is_id(name) or not os.path.isdir(tenant_dir):
                     continue
-                for env in sorted(os.listdir(tenant_dir)):
+                envs = [environment] if environment is not None else os.listdir(tenant_dir)
+                for env in envs:
                     if (
                         not env.startswith(".")
                         and _is_id(env)
-                        and os.path.isdir(self._root.join(tenant, env, self.kind.name))
+                        and os.path.isdir(self._root.join(name, env, self.kind.name))
                     ):
-                        found.append(Scope(tenant, env))
+                        found.append(Scope(name, env))
         return found
 
     # paths ------------------------------------------------------------------------------------
@@ -1194,6 +1198,29 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
     """Job runs as files ``<root>/<tenant>/<environment>/job_runs/<job_id>.json``."""
 
     _index_class = _RIndex
+    _identity: str | None = None
+
+    def _store_identity(self, create: bool) -> str | None:
+        # ``<root>/.dq-store.json`` holds {"store_id": ...}; created on the first payload write.
+        if self._identity is not None:
+            return self._identity
+        path = self._root.join(STORE_FILE)
+        with self._translate("read", path):
+            found = _read_store_id(path)
+            if found is None and create:
+                make_dirs(self._root.path)
+                tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+                atomic_write(tmp, json.dumps({"store_id": uuid.uuid4().hex[:16]}).encode(), sync_dir=False)
+                try:
+                    os.link(tmp, path)  # fails if another process recorded one first: theirs wins
+                    fsync_dir(self._root.path)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+                found = _read_store_id(path)
+        self._identity = found
+        return found
 
     def _put_run(
         self,
@@ -1464,6 +1491,23 @@ def root_from_url(url: str) -> str:
     return path
 
 
+STORE_FILE = ".dq-store.json"
+"""The store's identity file at the root (a dot-file: never taken for a tenant)."""
+
+
+def _read_store_id(path: str) -> str | None:
+    data = read_file(path)
+    if data is None:
+        return None
+    try:
+        value = json.loads(data[0])["store_id"]
+        return validate_id(value, "store_id")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArtifactError(
+            f"{STORE_FILE} at the store root is not a store identity", field="store_id"
+        ) from exc
+
+
 def open_filesystem_stores(
     url: str,
     *,
@@ -1471,6 +1515,7 @@ def open_filesystem_stores(
     offload_threshold: int | None = None,
     results_options: dict[str, Any] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    create: bool = True,
     **options: Any,
 ) -> Stores:
     """The four filesystem stores under the folder of ``url`` (created on the first write).
@@ -1489,6 +1534,8 @@ def open_filesystem_stores(
     root = root_from_url(url)
     if os.path.exists(root) and not os.path.isdir(root):
         raise InvalidArtifactError(f"the store root {root!r} is not a folder", field="url")
+    if not create and not os.path.isdir(root):
+        raise StoreNotFoundError(f"no store at {redact(url)}: {root} does not exist")
     payloads = (
         open_payload_store(results_url, **(results_options or {}))
         if results_url is not None
@@ -1502,5 +1549,5 @@ def open_filesystem_stores(
         url=redact(url),
     )
     stores.job_runs.configure_results(payloads, offload_threshold)
-    stores._closers.append(payloads.close)
+    stores.add_closer(payloads.close)
     return stores

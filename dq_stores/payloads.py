@@ -65,15 +65,29 @@ class PayloadListing:
     modified: datetime
 
 
-def result_key(scope: Scope, job_id: str, sha256: str, content_type: str) -> str:
-    """``<tenant>/<environment>/job_runs/<job_id>/result-<sha256[:16]>.<ext>``; ids validated."""
+def result_key(
+    scope: Scope, job_id: str, sha256: str, content_type: str, *, namespace: str | None = None
+) -> str:
+    """``[<namespace>/]<tenant>/<environment>/job_runs/<job_id>/result-<sha256[:16]>.<ext>``; ids
+    validated. The namespace is the writing store's identity (``JobRunStore.store_id``), so two
+    stores sharing one results location never write, collect or delete each other's payloads.
+    """
     validate_id(job_id, "job_id")
     ext = _EXTENSIONS.get(content_type, "bin")
-    return f"{scope.tenant}/{scope.environment}/job_runs/{job_id}/result-{sha256[:16]}.{ext}"
+    key = f"{scope.tenant}/{scope.environment}/job_runs/{job_id}/result-{sha256[:16]}.{ext}"
+    if namespace is not None:
+        key = f"{validate_id(namespace, 'store_id')}/{key}"
+    return key
 
 
-def parse_result_key(key: str) -> tuple[Scope, str] | None:
-    """(scope, job_id) of a key written by ``result_key``; ``None`` for anything else."""
+def parse_result_key(key: str, namespace: str | None = None) -> tuple[Scope, str] | None:
+    """(scope, job_id) of a key written by ``result_key`` (with ``namespace``, only keys under
+    it); ``None`` for anything else.
+    """
+    if namespace is not None:
+        if not key.startswith(f"{namespace}/"):
+            return None
+        key = key[len(namespace) + 1 :]
     parts = key.split("/")
     if len(parts) != 5 or parts[2] != "job_runs" or not parts[4].startswith("result-"):
         return None
@@ -148,6 +162,15 @@ class PayloadStore(ABC):
     def owns(self, uri: str) -> bool:
         """Whether ``uri`` points into this store."""
 
+    @abstractmethod
+    def key_of(self, uri: str) -> str:
+        """The key of a URI this store ``owns`` (``InvalidArtifactError`` otherwise)."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where this store keeps payloads, as a URL with any secret redacted (for messages)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
 
@@ -172,7 +195,11 @@ class FilePayloadStore(PayloadStore):
             raise InvalidArtifactError(f"payload key {key!r} escapes the results root", field="key")
         return path
 
-    def _key_of(self, uri: str) -> str:
+    @property
+    def location(self) -> str:
+        return self.root.as_uri()
+
+    def key_of(self, uri: str) -> str:
         if not self.owns(uri):
             raise InvalidArtifactError(f"{uri!r} is not a payload of {self!r}", field="uri")
         path = Path(unquote(urlsplit(uri).path)).resolve()
@@ -218,18 +245,18 @@ class FilePayloadStore(PayloadStore):
         return PayloadInfo(path.as_uri(), known or digest.hexdigest(), size)
 
     def read_chunks(self, uri: str) -> Iterator[bytes]:
-        path = self._path(self._key_of(uri))
+        path = self._path(self.key_of(uri))
         try:
             handle = path.open("rb")
         except FileNotFoundError as exc:
-            raise NotFoundError(f"payload {self._key_of(uri)} is missing from {self.root}") from exc
+            raise NotFoundError(f"payload {self.key_of(uri)} is missing from {self.root}") from exc
         except OSError as exc:
             raise BackendUnavailableError(f"cannot read payload: {exc.strerror}") from exc
         with handle:
             yield from iter_chunks(handle)
 
     def delete(self, uri: str) -> bool:
-        path = self._path(self._key_of(uri))
+        path = self._path(self.key_of(uri))
         try:
             path.unlink()
         except FileNotFoundError:
@@ -240,9 +267,12 @@ class FilePayloadStore(PayloadStore):
 
     def list(self, prefix: str = "") -> Iterator[PayloadListing]:
         """Payloads, and leftovers of interrupted writes (``*.part``, for ``gc_payloads``)."""
-        if not self.root.exists():
+        # Start below the prefix's folder part: a namespace prefix never walks other stores'.
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
             return
-        for path in sorted(self.root.rglob("result-*")):
+        for path in sorted(base.rglob("result-*")):
             if not path.is_file():
                 continue
             key = path.relative_to(self.root).as_posix()

@@ -36,7 +36,12 @@ import yaml
 
 from dq_stores.base import JobRunStore, VersionedStore
 from dq_stores.canonical import canonical_json, format_timestamp, sha256_hex
-from dq_stores.errors import InvalidArtifactError, NotFoundError, StoreError
+from dq_stores.errors import (
+    BackendUnavailableError,
+    InvalidArtifactError,
+    StoreError,
+    StoreNotFoundError,
+)
 from dq_stores.kinds import ACTION_PROFILES, CONTRACTS, JOB_DEFINITIONS, JOB_RUNS, KINDS, Kind
 from dq_stores.models import JobRun, JobRunStatus, ResultRef
 from dq_stores.models.common import CanonicalModel
@@ -71,7 +76,9 @@ __all__ = [
     "plan_import",
     "purge_runs",
     "read_documents",
+    "reference_note",
     "remove_stale_exports",
+    "unexportable_results",
 ]
 
 ARTIFACT_SUFFIXES = (".json", ".yaml", ".yml")
@@ -440,10 +447,14 @@ class ImportWriteError(StoreError):
 
 
 def plan_import(
-    stores: Stores, artifacts: Sequence[LoadedArtifact]
+    stores: Stores, artifacts: Sequence[LoadedArtifact], *, results_hint: str = "results_url=..."
 ) -> tuple[list[ImportAction], list[Problem]]:
-    """Compare each artifact with what ``stores`` hold; refuse job-run status changes the store
-    would refuse (a terminal run cannot change status), so those are reported before any write.
+    """Compare each artifact with what ``stores`` hold and check, before anything is written,
+    everything that can be checked: job-run status changes the store would refuse (a terminal run
+    cannot change status); for runs exported with their result, that the payload file is there
+    with the size and sha256 its record names and that these stores can hold it (a results
+    location for a result that must be offloaded; ``results_hint`` names how to give one); for
+    runs whose result reference names a location, that these stores can read it.
     """
     order = {k.name: i for i, k in enumerate((*VERSIONED_KINDS, JOB_RUNS))}
     actions: list[ImportAction] = []
@@ -456,48 +467,124 @@ def plan_import(
             entry = _versioned(stores, item.kind).get_entry(
                 scope.tenant, scope.environment, item.model.artifact_id, item.version
             )
-        if entry is None:
-            actions.append(ImportAction(item, "create"))
-        elif entry.content_hash == item.content_hash or (
-            _exported_result_file(item) is not None
-            and sha256_hex(canonical_json(portable_run(entry.artifact))) == item.content_hash
+        if entry is not None and (
+            entry.content_hash == item.content_hash
+            or (
+                _exported_result_file(item) is not None
+                and sha256_hex(canonical_json(portable_run(entry.artifact))) == item.content_hash
+            )
         ):
             actions.append(ImportAction(item, "unchanged", entry.etag))
-        else:
-            if item.kind is JOB_RUNS:
+            continue
+        if item.kind is JOB_RUNS:
+            where = f"{item.where} ({item.describe()})"
+            if entry is not None:
                 old, new = JobRunStatus(entry.artifact.status), JobRunStatus(item.model.status)
                 if not check_transition(old, new):
                     problems.append(
                         Problem(
-                            f"{item.where} ({item.describe()})",
+                            where,
                             f"the stored run is {old.value} and cannot change to {new.value}",
                             "status",
                             item.file,
                         )
                     )
                     continue
-            actions.append(ImportAction(item, "update", entry.etag))
+            problem = _check_run_result(stores.job_runs, item, where, results_hint)
+            if problem is not None:
+                problems.append(problem)
+                continue
+        actions.append(
+            ImportAction(item, "create" if entry is None else "update", entry.etag if entry else None)
+        )
     return actions, problems
 
 
+def _check_run_result(
+    store: JobRunStore, item: LoadedArtifact, where: str, results_hint: str
+) -> Problem | None:
+    ref: ResultRef | None = item.model.result
+    if ref is None:
+        return None
+    payload = _exported_result_file(item)
+    if payload is None:
+        return None  # a reference only: imported as it is (see ``reference_note``)
+    try:
+        size = payload.stat().st_size
+    except OSError:
+        return Problem(where, f"its result payload {payload} is missing", "result.uri", item.file)
+    if size != ref.size_bytes:
+        return Problem(
+            where,
+            f"its result payload {payload} has {size} bytes, the record says {ref.size_bytes}",
+            "result.size_bytes",
+            item.file,
+        )
+    if _file_sha256(payload) != ref.sha256:
+        return Problem(
+            where,
+            f"its result payload {payload} does not match the sha256 its record holds",
+            "result.sha256",
+            item.file,
+        )
+    if store.payloads is None and store.needs_results_location(size):
+        return Problem(
+            where,
+            f"its result ({size:,} bytes) must go to a results location and the destination store has "
+            f"none: give {results_hint}",
+            "result",
+            item.file,
+        )
+    return None
+
+
+def reference_note(stores: Stores, action: ImportAction) -> str | None:
+    """A warning for a run imported with a result *reference* (not an exported payload) that
+    these stores cannot read: the record is imported as it is, its payload is not.
+    """
+    item = action.artifact
+    ref: ResultRef | None = item.model.result if item.kind is JOB_RUNS else None
+    if action.action == "unchanged" or ref is None or _exported_result_file(item) is not None:
+        return None
+    if stores.job_runs.result_readable(item.model) and ref.location != "inline":
+        return None
+    what = "an inline result" if ref.location == "inline" else f"a result at {_redact(ref.uri or '?')}"
+    return (
+        f"{item.describe()} refers to {what} that this store cannot read: the record is imported "
+        "with its reference, no payload (an export made by `dq-stores export` carries payloads)"
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def apply_import(stores: Stores, actions: Iterable[ImportAction]) -> Iterator[ImportAction]:
-    """Write the planned changes, yielding each action once done. A write that finds the store
-    changed since the plan (``if_match`` / ``create_only``) or fails raises ``ImportWriteError``.
+    """Write the planned changes, yielding each action once done; a run with a result is written
+    payload first, record second (``put_with_result``), so no record lands without its result. A
+    write that finds the store changed since the plan (``if_match`` / ``create_only``) or fails
+    raises ``ImportWriteError`` saying how many writes were done before it.
     """
     written = 0
     for act in actions:
         if act.action != "unchanged":
             item = act.artifact
-            store: Any = stores.job_runs if item.kind is JOB_RUNS else _versioned(stores, item.kind)
             payload = _exported_result_file(item)
-            model = item.model.model_copy(update={"result": None}) if payload is not None else item.model
             try:
-                if act.action == "create":
-                    store.put(model, create_only=True)
-                else:
-                    store.put(model, if_match=act.etag)
                 if payload is not None:
-                    _import_result(stores, item, payload)
+                    _import_run_with_result(stores, act, payload)
+                else:
+                    store: Any = stores.job_runs if item.kind is JOB_RUNS else _versioned(stores, item.kind)
+                    if act.action == "create":
+                        store.put(item.model, create_only=True)
+                    else:
+                        store.put(item.model, if_match=act.etag)
             except StoreError as exc:
                 raise ImportWriteError(
                     f"writing {item.describe()} from {item.where} failed after {written} write(s): {exc}",
@@ -517,8 +604,11 @@ def _exported_result_file(item: LoadedArtifact) -> Path | None:
     return Path(item.file).parent / ref.uri
 
 
-def _import_result(stores: Stores, item: LoadedArtifact, payload: Path) -> None:
-    ref = item.model.result
+def _import_run_with_result(stores: Stores, act: ImportAction, payload: Path) -> None:
+    item = act.artifact
+    ref: ResultRef = item.model.result
+    record = item.model.model_copy(update={"result": None})
+    runs = stores.job_runs
     try:
         handle = payload.open("rb")
     except OSError as exc:
@@ -526,48 +616,60 @@ def _import_result(stores: Stores, item: LoadedArtifact, payload: Path) -> None:
             f"result payload {payload} of {item.describe()} is missing", field="result.uri"
         ) from exc
     with handle:
-        stored = stores.job_runs.put_result(
-            item.scope.tenant,
-            item.scope.environment,
-            item.model.job_id,
-            handle if ref.size_bytes > stores.job_runs.offload_threshold else handle.read(),
+        data: Any = handle if runs.needs_results_location(ref.size_bytes) else handle.read()
+        runs.put_with_result(
+            record,
+            _verified(data, ref, str(payload)),
+            create_only=act.action == "create",
+            if_match=act.etag if act.action == "update" else None,
             content_type=ref.content_type,
             result_type=ref.result_type,
         )
-    if stored.sha256 != ref.sha256 or stored.size_bytes != ref.size_bytes:
-        stores.job_runs.delete_result(item.scope.tenant, item.scope.environment, item.model.job_id)
-        raise InvalidArtifactError(
-            f"result payload {payload} does not match the sha256/size its record holds", field="result.sha256"
-        )
+
+
+def _verified(data: Any, ref: ResultRef, what: str) -> Any:
+    """``data`` (bytes or a binary file) checked against ``ref``'s sha256 and size: bytes at once,
+    a file while it streams (a mismatch raises inside the payload write, so nothing is stored).
+    """
+    import hashlib
+
+    from dq_stores.errors import PayloadIntegrityError
+
+    if isinstance(data, bytes):
+        if sha256_hex(data) != ref.sha256 or len(data) != ref.size_bytes:
+            raise PayloadIntegrityError(f"{what} does not match the sha256/size its record holds")
+        return data
+
+    def chunks() -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := data.read(4 * 1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        if digest.hexdigest() != ref.sha256 or size != ref.size_bytes:
+            raise PayloadIntegrityError(f"{what} does not match the sha256/size its record holds")
+
+    return chunks()
+
+
+def _redact(text: str) -> str:
+    from dq_stores.secrets import redact
+
+    return redact(text)
 
 
 # -- scopes -----------------------------------------------------------------------------------------
 
 
 def available_scopes(stores: Stores) -> list[Scope] | None:
-    """Every (tenant, environment) a backend holds, if it can list them (an optional
-    ``list_scopes()`` on ``Stores`` or on its stores); ``None`` when it cannot.
+    """Every (tenant, environment) the stores hold (``Stores.list_scopes``, which every backend
+    implements); ``None`` only for a third-party ``Stores`` without it.
     """
-    listers = [getattr(stores, "list_scopes", None)]
-    listers += [getattr(getattr(stores, k.name), "list_scopes", None) for k in (*VERSIONED_KINDS, JOB_RUNS)]
-    found: set[Scope] = set()
-    any_lister = False
-    for lister in listers:
-        if not callable(lister):
-            continue
-        any_lister = True
-        for item in lister():
-            if isinstance(item, Scope):
-                found.add(item)
-            else:
-                tenant = getattr(item, "tenant", None)
-                environment = getattr(item, "environment", None)
-                if tenant is None or environment is None:
-                    tenant, environment = item
-                found.add(Scope(tenant, environment))
-        if lister is listers[0]:
-            break  # Stores.list_scopes already spans every kind
-    return sorted(found, key=lambda s: (s.tenant, s.environment)) if any_lister else None
+    lister = getattr(stores, "list_scopes", None)
+    if not callable(lister):
+        return None
+    return list(lister())
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -655,12 +757,33 @@ def _write_stream_atomic(path: Path, chunks: Iterable[bytes]) -> None:
         raise
 
 
-def export_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
+def unexportable_results(stores: Stores, scope: Scope, *, results_hint: str = "results_url=...") -> list[str]:
+    """Why some run results of ``scope`` could not be exported (one line per run whose result
+    lives where these stores cannot read it); empty when every payload can be. No payload is
+    read: checked from the records, before an export writes anything.
+    """
+    problems: list[str] = []
+    for run in stores.job_runs.list_by_tenant(scope.tenant, scope.environment):
+        if run.result is not None and not stores.job_runs.result_readable(run):
+            problems.append(
+                f"job run {scope}/{run.job_id}: its result lives at {_redact(run.result.uri or '?')}, a "
+                f"location these stores were not opened with (give {results_hint})"
+            )
+    return problems
+
+
+def export_scope(
+    stores: Stores, scope: Scope, out_dir: Path, *, allow_references: bool = False
+) -> Iterator[Path]:
     """Write every artifact (each id and version, current revision) and every job run of ``scope``
     under ``out_dir``, with each run's result payload beside it (streamed and hash-verified), and
     yield each file's path. Bytes are the canonical JSON and the result references are
     backend-independent (``portable_run``), so two exports of equal stores are byte-identical,
-    whichever backends hold them. A payload the store cannot read keeps its original reference.
+    whichever backends hold them. A payload that cannot be read raises (``NotFoundError``,
+    ``PayloadIntegrityError``): an export holds every payload or fails; check first with
+    ``unexportable_results``. ``allow_references``: a run whose result these stores cannot read
+    (a reference to a location they were not opened with) is exported with that reference as it
+    is, and no payload.
     """
     for kind in VERSIONED_KINDS:
         for model in _versioned(stores, kind).iter_all(scope.tenant, scope.environment):
@@ -670,18 +793,12 @@ def export_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
     for run in stores.job_runs.list_by_tenant(scope.tenant, scope.environment):
         path = export_path(out_dir, JOB_RUNS, run)
         record = run
-        if run.result is not None:
+        if run.result is not None and (not allow_references or stores.job_runs.result_readable(run)):
             record = portable_run(run)
             assert record.result is not None
             payload = path.parent / str(record.result.uri)
-            try:
-                _write_stream_atomic(
-                    payload, stores.job_runs.iter_result(scope.tenant, scope.environment, run.job_id)
-                )
-            except NotFoundError:
-                record = run
-            else:
-                yield payload
+            _write_stream_atomic(payload, stores.job_runs.iter_run_result(run))
+            yield payload
         _write_atomic(path, canonical_json(record))
         yield path
 
@@ -746,19 +863,40 @@ class CopySummary:
             self.warnings.append(outcome)
 
 
-def copy_scope(source: Stores, target: Stores, scope: Scope) -> Iterator[CopyOutcome]:
+def copy_scope(
+    source: Stores,
+    target: Stores,
+    scope: Scope,
+    *,
+    source_hint: str = "the source's results_url",
+    target_hint: str = "the destination's results_url",
+    allow_references: bool = False,
+) -> Iterator[CopyOutcome]:
     """Copy ``scope`` from ``source`` to ``target``: the current revision of every (id, version)
-    of every versioned kind, then every job run. Each item is skipped when the target holds the
-    same content hash, else written (``create_only`` / ``if_match`` against the target's current
-    etag, so a concurrent writer is not overwritten) and read back to verify its hash. A failing
-    item is reported and the copy goes on. Revision history is not replayed: the target gets the
-    current revision as one new revision.
+    of every versioned kind, then every job run with its result. Each item is skipped when the
+    target holds the same content, else written (``create_only`` / ``if_match`` against the
+    target's current etag, so a concurrent writer is not overwritten) and read back to verify its
+    hash. A run with a result is written result first, record second, into the target's own
+    results namespace (payloads are never shared between stores); if its result cannot be read
+    from the source or written to the target, nothing of the run is written and it counts as
+    failed (``source_hint`` / ``target_hint`` say which option gives the missing results
+    location). A failing item is reported and the copy goes on, except when a store itself is
+    gone or unreachable (``StoreNotFoundError``, ``BackendUnavailableError``): then it stops, since
+    every further item would fail the same way. Revision history is not replayed.
+    ``allow_references``: a run whose result the source cannot read is copied with its result
+    reference as it is (no payload), with a warning, instead of failing.
     """
     for kind in VERSIONED_KINDS:
         for model in _versioned(source, kind).iter_all(scope.tenant, scope.environment):
             yield _copy_versioned(_versioned(target, kind), kind, scope, model)
     for run in source.job_runs.list_by_tenant(scope.tenant, scope.environment):
-        yield _copy_run(source.job_runs, target.job_runs, scope, run)
+        yield _copy_run(
+            source.job_runs, target.job_runs, scope, run, source_hint, target_hint, allow_references
+        )
+
+
+_FATAL: tuple[type[StoreError], ...] = (StoreNotFoundError, BackendUnavailableError)
+"""Errors about a store as a whole: the copy stops instead of failing every remaining item."""
 
 
 def _copy_versioned(target: VersionedStore[Any], kind: Kind[Any], scope: Scope, model: Any) -> CopyOutcome:
@@ -773,6 +911,8 @@ def _copy_versioned(target: VersionedStore[Any], kind: Kind[Any], scope: Scope, 
         else:
             target.put(model, if_match=existing.etag)
         check = target.get_entry(scope.tenant, scope.environment, model.artifact_id, model.version)
+    except _FATAL:
+        raise
     except StoreError as exc:
         return CopyOutcome(kind, scope, key, "failed", _one_line(exc))
     if check is None or check.content_hash != wanted:
@@ -780,16 +920,11 @@ def _copy_versioned(target: VersionedStore[Any], kind: Kind[Any], scope: Scope, 
     return CopyOutcome(kind, scope, key, "copied")
 
 
-def _result_payloads(source: JobRunStore, target: JobRunStore) -> bool:
-    # Guarded so that stores without the claim-check API still copy records (with references).
-    return hasattr(source, "get_result") and hasattr(target, "put_result")
-
-
-def _run_identity(run: JobRun, *, normalise_result: bool) -> str:
-    """Content hash of a run for "already copied?": with payloads copied, the result reference
-    differs between backends only by where the payload lives, so compare what it holds.
+def _run_identity(run: JobRun) -> str:
+    """Content hash of a run for "already copied?": the result reference differs between stores
+    only by where the payload lives, so compare what it holds, not where.
     """
-    if not normalise_result or run.result is None:
+    if run.result is None:
         return sha256_hex(canonical_json(run))
     doc: dict[str, Any] = json.loads(canonical_json(run))
     ref = run.result
@@ -802,75 +937,131 @@ def _run_identity(run: JobRun, *, normalise_result: bool) -> str:
     return sha256_hex(canonical_json(doc))
 
 
-def _copy_run(source: JobRunStore, target: JobRunStore, scope: Scope, run: JobRun) -> CopyOutcome:
+def _copy_run(
+    source: JobRunStore,
+    target: JobRunStore,
+    scope: Scope,
+    run: JobRun,
+    source_hint: str,
+    target_hint: str,
+    allow_references: bool,
+) -> CopyOutcome:
     t, e, job_id = scope.tenant, scope.environment, run.job_id
-    with_payload = run.result is not None and _result_payloads(source, target)
+    ref = run.result
+    warning: str | None = None
+    if ref is not None and allow_references and not source.result_readable(run):
+        warning = f"copied with its result reference only ({_redact(ref.uri or 'inline')}): no payload"
+        ref = None  # the record, reference included, is copied as it is
     try:
         existing = target.get_entry(t, e, job_id)
-        if existing is not None and _run_identity(existing.artifact, normalise_result=with_payload) == (
-            _run_identity(run, normalise_result=with_payload)
-        ):
+        if existing is not None and _run_identity(existing.artifact) == _run_identity(run):
             return CopyOutcome(JOB_RUNS, scope, job_id, "skipped")
-        data: bytes | None = None
-        warning: str | None = None
-        if with_payload:
-            try:
-                data = source.get_result(t, e, job_id)
-            except NotFoundError as exc:
-                # A reference to a payload the source cannot read (another results location, or
-                # already gone): copy the record with the reference as it is, and say so.
-                warning = f"result payload not copied ({_one_line(exc)}); the record keeps its reference"
-        record = run
-        if data is not None:
-            # The target's own current result (if any) stays referenced until put_result replaces
-            # it, so put_result can clean up the payload it replaces.
-            kept = existing.artifact.result if existing is not None else None
-            doc: dict[str, Any] = json.loads(canonical_json(run))
-            doc.pop("result", None)
-            if kept is not None:
-                doc["result"] = kept
-            record = JobRun.model_validate(doc)
-        if existing is None:
-            target.put(record, create_only=True)
+        write = {"create_only": True} if existing is None else {"if_match": existing.etag}
+        if ref is None:
+            target.put(run, **write)
         else:
-            target.put(record, if_match=existing.etag)
-        if data is not None:
-            assert run.result is not None
-            target.put_result(
-                t, e, job_id, data, content_type=run.result.content_type, result_type=run.result.result_type
+            if not source.result_readable(run):
+                return CopyOutcome(
+                    JOB_RUNS,
+                    scope,
+                    job_id,
+                    "failed",
+                    f"its result lives at {_redact(ref.uri or '?')}, which the source was not opened "
+                    f"with; give {source_hint}; nothing of this run was copied",
+                )
+            if target.payloads is None and target.needs_results_location(ref.size_bytes):
+                return CopyOutcome(
+                    JOB_RUNS,
+                    scope,
+                    job_id,
+                    "failed",
+                    f"its result ({ref.size_bytes:,} bytes) needs a results location at the destination; "
+                    f"give {target_hint}; nothing of this run was copied",
+                )
+            # Small results are read whole (they may go inline); large ones stream, hash-checked
+            # by the source while the target writes them (a mismatch aborts the payload write).
+            stream = source.iter_run_result(run)
+            data: Any = b"".join(stream) if not target.needs_results_location(ref.size_bytes) else stream
+            _, written = target.put_with_result(
+                run.model_copy(update={"result": None}),
+                data,
+                content_type=ref.content_type,
+                result_type=ref.result_type,
+                **write,
             )
-            if sha256_hex(target.get_result(t, e, job_id)) != run.result.sha256:
+            if written.sha256 != ref.sha256 or written.size_bytes != ref.size_bytes:
                 return CopyOutcome(
                     JOB_RUNS, scope, job_id, "failed", "result payload hash differs after writing"
                 )
         check = target.get_entry(t, e, job_id)
+    except _FATAL:
+        raise
     except StoreError as exc:
-        return CopyOutcome(JOB_RUNS, scope, job_id, "failed", _one_line(exc))
-    normalise = data is not None
-    if check is None or _run_identity(check.artifact, normalise_result=normalise) != _run_identity(
-        run, normalise_result=normalise
-    ):
+        return CopyOutcome(
+            JOB_RUNS, scope, job_id, "failed", _one_line(exc) + "; nothing of this run was copied"
+        )
+    if check is None or _run_identity(check.artifact) != _run_identity(run):
         return CopyOutcome(JOB_RUNS, scope, job_id, "failed", "content hash differs after writing")
     return CopyOutcome(JOB_RUNS, scope, job_id, "copied", warning)
 
 
 # -- retention --------------------------------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
-_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_UNITS = {
+    "w": "weeks",
+    "week": "weeks",
+    "weeks": "weeks",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+    "h": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "min": "minutes",
+    "mins": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "s": "seconds",
+    "sec": "seconds",
+    "secs": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+}
+_AMBIGUOUS = {
+    "m": "'m' could mean minutes or months: write 'min' for minutes, or days (e.g. 180d)",
+    "mo": "months have no fixed length: give days (e.g. 180d)",
+    "month": "months have no fixed length: give days (e.g. 180d)",
+    "months": "months have no fixed length: give days (e.g. 180d)",
+    "y": "years have no fixed length: give days (e.g. 365d)",
+    "year": "years have no fixed length: give days (e.g. 365d)",
+    "years": "years have no fixed length: give days (e.g. 365d)",
+}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` or combinations (``1d12h``); must be positive."""
+    """``30d``, ``12h``, ``90min``, ``2w``, ``45s`` or combinations (``1d12h``); must be positive.
+
+    Every number needs an explicit unit; ``m`` (minutes or months?), months and years are refused
+    rather than guessed: this feeds a delete command.
+    """
     cleaned = text.strip().lower()
     parts = _DURATION_PART.findall(cleaned)
     if not parts or _DURATION_PART.sub("", cleaned).strip():
         raise InvalidArtifactError(
-            f"invalid duration {text!r}: use a number and a unit, e.g. 365d, 12h, 90m (units: w d h m s)",
+            f"invalid duration {text!r}: use numbers with units, e.g. 365d, 12h, 90min, 2w "
+            "(units: w, d, h, min, s)",
             field="older_than",
         )
     total = timedelta()
     for number, unit in parts:
+        if unit in _AMBIGUOUS:
+            raise InvalidArtifactError(f"ambiguous duration {text!r}: {_AMBIGUOUS[unit]}", field="older_than")
+        if unit not in _UNITS:
+            raise InvalidArtifactError(
+                f"invalid duration {text!r}: unknown unit {unit!r} (units: w, d, h, min, s)",
+                field="older_than",
+            )
         total += timedelta(**{_UNITS[unit]: int(number)})
     if total <= timedelta(0):
         raise InvalidArtifactError(f"duration {text!r} must be positive", field="older_than")
@@ -879,43 +1070,48 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class PurgeOutcome:
-    """One job run older than the cutoff: deleted, or (dry run) would be deleted."""
+    """One job run older than the cutoff: deleted, or (dry run) would be deleted; ``result`` says
+    what happened to its result (``None``: it had none).
+    """
 
     scope: Scope
     job_id: str
     run_time: datetime | None
     had_result: bool
     deleted: bool
+    result: str | None = None
 
     def __str__(self) -> str:
         when = format_timestamp(self.run_time) if self.run_time else "no run time"
         verb = "deleted" if self.deleted else "would delete"
-        extra = " (with its result)" if self.had_result else ""
-        return f"{verb} job run {self.scope}/{self.job_id} ({when}){extra}"
+        text = f"{verb} job run {self.scope}/{self.job_id} ({when})"
+        if self.result is not None:
+            text += f"; result: {self.result}"
+        elif self.had_result:
+            text += " with its result"
+        return text
 
 
 def purge_runs(
     store: JobRunStore, scope: Scope, cutoff: datetime, *, dry_run: bool = False
 ) -> Iterator[PurgeOutcome]:
     """Delete the runs of ``scope`` whose run time is before ``cutoff`` (the store's ``until``
-    filter), page by page; yield each. Record first, then its result payload
-    (``delete_with_result`` where the store has it), so no record ever points at a deleted
-    payload; a crash in between leaves at most an orphan payload for ``gc_payloads``.
+    filter), page by page; yield each. Record first, then its result payload (``purge_run``), so
+    no record ever points at a deleted payload; a crash in between leaves at most an orphan
+    payload for ``gc_payloads``. A payload this store did not write is left in place, and the
+    outcome says so.
     """
     cursor: str | None = None
-    delete_with_result = getattr(store, "delete_with_result", None)
     while True:
         page = store.list(scope.tenant, scope.environment, until=cutoff, limit=500, cursor=cursor)
         for run in page.items:
-            deleted = False
-            if not dry_run:
-                if callable(delete_with_result):
-                    deleted = bool(delete_with_result(scope.tenant, scope.environment, run.job_id))
-                else:
-                    deleted = store.delete(scope.tenant, scope.environment, run.job_id)
-                if not deleted:
-                    continue  # removed by someone else meanwhile
-            yield PurgeOutcome(scope, run.job_id, run.sort_time, run.result is not None, deleted)
+            if dry_run:
+                yield PurgeOutcome(scope, run.job_id, run.sort_time, run.result is not None, False)
+                continue
+            purged = store.purge_run(scope.tenant, scope.environment, run.job_id)
+            if not purged.deleted:
+                continue  # removed by someone else meanwhile
+            yield PurgeOutcome(scope, run.job_id, run.sort_time, run.result is not None, True, purged.result)
         # Keyset cursors stay valid after deleting the rows already passed.
         if page.next_cursor is None:
             return

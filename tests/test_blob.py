@@ -33,6 +33,7 @@ from dq_stores.errors import (
     ConflictError,
     InvalidArtifactError,
     StoreError,
+    StoreNotFoundError,
 )
 from dq_stores.registry import open_stores
 from dq_stores.scope import Scope
@@ -80,7 +81,7 @@ def test_sas_in_url_is_kept_out_of_repr_and_display() -> None:
     assert location.sas_token is not None and "TopSecretSig" in location.sas_token
     assert "TopSecretSig" not in repr(location)
     assert "TopSecretSig" not in location.display
-    assert location.display == "azure-blob://acct/c01/p"
+    assert location.display == "azure-blob://acct.blob.core.windows.net/c01/p"
 
 
 @pytest.mark.parametrize(
@@ -383,9 +384,10 @@ def test_index_entries_left_by_crashes_never_change_answers(blob_stores, blob_co
 def test_missing_container(azurite) -> None:
     name = f"dqmissing-{unique_id('')}"
     with open_stores(f"azure-blob://{name}/dq", connection_string=azurite.connection_string) as stores:
-        with pytest.raises(BackendUnavailableError, match="create_container"):
+        # Not "retryable": no retry creates a container.
+        with pytest.raises(StoreNotFoundError, match="create_container"):
             stores.contracts.get("t", "dev", "c")
-        with pytest.raises(BackendUnavailableError, match="create_container"):
+        with pytest.raises(StoreNotFoundError, match="create_container"):
             list(stores.job_runs.list_by_tenant("t"))
     with open_stores(
         f"azure-blob://{name}/dq", connection_string=azurite.connection_string, create_container=True
@@ -467,8 +469,12 @@ def test_results_go_to_blob_next_to_the_run(blob_stores, blob_container) -> None
     report = {"rows": list(range(100))}
     ref = runs.put_result(tenant, "dev", "r1", report)
     assert ref.location == "external" and ref.uri is not None
+    # In the store's own namespace of its results folder: <prefix>/.results/<store id>/...
+    store_id = runs.store_id()
+    assert store_id is not None
     assert ref.uri.startswith(
-        blob_container.azurite.blob_endpoint + f"/{blob_container.name}/dq/{tenant}/dev/job_runs/r1/result-"
+        blob_container.azurite.blob_endpoint
+        + f"/{blob_container.name}/dq/.results/{store_id}/{tenant}/dev/job_runs/r1/result-"
     )
     assert runs.get_result_model(tenant, "dev", "r1") == report
     # Streamed in several blocks, committed at once.
@@ -476,8 +482,8 @@ def test_results_go_to_blob_next_to_the_run(blob_stores, blob_container) -> None
     ref2 = runs.put_result(tenant, "dev", "r1", iter(chunks), content_type="text/csv")
     assert ref2.size_bytes == 2010 and runs.get_result(tenant, "dev", "r1") == b"".join(chunks)
     # Payload listings never show run records or index entries.
-    listed = [p.key for p in runs.payloads.list(f"{tenant}/")]
-    assert listed == [ref2.uri.split("/dq/", 1)[1]]
+    listed = [p.key for p in runs.payloads.list(f"{store_id}/{tenant}/")]
+    assert listed == [ref2.uri.split("/dq/.results/", 1)[1]]
     assert runs.delete_with_result(tenant, "dev", "r1")
     assert blob_container.blob_names(f"dq/{tenant}/") == []
 

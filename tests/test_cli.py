@@ -191,9 +191,10 @@ def test_import_refuses_a_status_change_the_store_would_refuse(
     assert open_at(opened, store_url).job_runs.get(T, E, "fresh") is None
 
 
-def test_available_scopes_reads_an_optional_list_scopes(tmp_path: Path, opened: list[Stores]) -> None:
+def test_available_scopes_come_from_the_backend(tmp_path: Path, opened: list[Stores]) -> None:
     stores = open_at(opened, sqlite_url(tmp_path / "s.db"))
-    setattr(stores, "list_scopes", lambda: [("b", "x"), Scope("a", "y"), ("b", "x")])  # noqa: B010
+    stores.job_runs.put(JobRun(job_id="r", tenant_id="b", environment="x", job_type="validation"))
+    stores.job_runs.put(JobRun(job_id="r", tenant_id="a", environment="y", job_type="validation"))
     assert available_scopes(stores) == [Scope("a", "y"), Scope("b", "x")]
 
 
@@ -255,9 +256,19 @@ def test_ls_table_json_and_filters(store_url: str) -> None:
 
 def test_export_is_byte_identical_and_reimportable(tmp_path: Path, store_url: str) -> None:
     a, b = tmp_path / "export-a", tmp_path / "export-b"
+    # The fixtures hold a run whose result is a reference to a location this store was not
+    # opened with: an export fails unless told to keep such a run's reference only.
+    refused = run_cli("--url", store_url, "export", str(a), "--tenant", T, "--env", E)
+    assert refused.exit_code == 1
+    assert "cannot export: job run TNT-001/prod/billing-validation-20240501" in refused.stderr
+    assert "nothing was exported" in refused.stderr
+    assert not a.exists()
     for target in (a, b):
-        result = run_cli("--url", store_url, "export", str(target), "--tenant", T, "--env", E)
+        result = run_cli(
+            "--url", store_url, "export", str(target), "--tenant", T, "--env", E, "--allow-result-references"
+        )
         assert result.exit_code == 0, result.output
+        assert "warning: exported with its reference only" in result.stderr
     files = tree(a)
     assert files == tree(b)
     assert sorted(files) == [
@@ -273,23 +284,49 @@ def test_export_is_byte_identical_and_reimportable(tmp_path: Path, store_url: st
     )
     assert files["TNT-001/prod/contracts/billing-contract/2.1.0.json"] == canonical_json(contract)
 
-    refused = run_cli("--url", store_url, "export", str(a), "--tenant", T, "--env", E)
+    refused = run_cli(
+        "--url", store_url, "export", str(a), "--tenant", T, "--env", E, "--allow-result-references"
+    )
     assert refused.exit_code == 1
     assert "not empty" in refused.stderr
     (a / T / E / "job_runs" / "deleted-since.json").write_bytes(b"{}")
-    over = run_cli("--url", store_url, "export", str(a), "--tenant", T, "--env", E, "--overwrite")
+    over = run_cli(
+        "--url",
+        store_url,
+        "export",
+        str(a),
+        "--tenant",
+        T,
+        "--env",
+        E,
+        "--overwrite",
+        "--allow-result-references",
+    )
     assert over.exit_code == 0
     assert "removed 1 stale file(s)" in over.stdout
     assert tree(a) == files
 
     copy_url = sqlite_url(tmp_path / "reimported.db")
     assert "6 created" in run_cli("--url", copy_url, "import", str(a)).stdout
-    run_cli("--url", copy_url, "export", str(tmp_path / "export-c"), "--tenant", T, "--env", E)
+    run_cli(
+        "--url",
+        copy_url,
+        "export",
+        str(tmp_path / "export-c"),
+        "--tenant",
+        T,
+        "--env",
+        E,
+        "--allow-result-references",
+    )
     assert tree(tmp_path / "export-c") == files
 
-    no_env = run_cli("--url", store_url, "export", str(tmp_path / "x"), "--tenant", T)
-    assert no_env.exit_code == 2
-    assert "give --tenant and --env" in no_env.stderr
+    # Every backend lists its scopes: --tenant alone exports each of the tenant's environments.
+    no_env = run_cli(
+        "--url", store_url, "export", str(tmp_path / "x"), "--tenant", T, "--allow-result-references"
+    )
+    assert no_env.exit_code == 0, no_env.stderr
+    assert tree(tmp_path / "x") == files
 
 
 # -- copy -------------------------------------------------------------------------------------------
@@ -382,10 +419,11 @@ def test_copy_to_postgres_and_back_exports_identically(
     assert "up to date" in current.stdout
 
     back = sqlite_url(tmp_path / "back.db")
+    refs = "--allow-result-references"  # the fixtures' reference-only run
     outputs = [
-        run_cli("copy", "--from", store_url, "--to", pg_with_secret, "--tenant", T, "--env", E),
-        run_cli("copy", "--from", store_url, "--to", pg_with_secret, "--tenant", T, "--env", E),
-        run_cli("copy", "--from", pg_with_secret, "--to", back, "--tenant", T, "--env", E),
+        run_cli("copy", "--from", store_url, "--to", pg_with_secret, "--tenant", T, "--env", E, refs),
+        run_cli("copy", "--from", store_url, "--to", pg_with_secret, "--tenant", T, "--env", E, refs),
+        run_cli("copy", "--from", pg_with_secret, "--to", back, "--tenant", T, "--env", E, refs),
         run_cli("--url", pg_with_secret, "ls", "runs", "--tenant", T, "--env", E),
     ]
     for result in (*outputs, upgraded, current):
@@ -397,8 +435,8 @@ def test_copy_to_postgres_and_back_exports_identically(
     assert "***" in outputs[0].stdout
     assert "copied 6, skipped 0" in outputs[2].stdout
 
-    run_cli("--url", store_url, "export", str(tmp_path / "from-sqlite"), "--tenant", T, "--env", E)
-    run_cli("--url", back, "export", str(tmp_path / "round-trip"), "--tenant", T, "--env", E)
+    run_cli("--url", store_url, "export", str(tmp_path / "from-sqlite"), "--tenant", T, "--env", E, refs)
+    run_cli("--url", back, "export", str(tmp_path / "round-trip"), "--tenant", T, "--env", E, refs)
     assert tree(tmp_path / "from-sqlite") == tree(tmp_path / "round-trip")
     assert len(tree(tmp_path / "round-trip")) == 6
 
@@ -441,7 +479,7 @@ def test_purge_runs_dry_run_then_for_real(tmp_path: Path, opened: list[Stores]) 
     real = run_cli("--url", url, "purge-runs", "--older-than", "365d", "--tenant", T, "--env", "prod")
     assert real.exit_code == 0, real.output
     assert "deleted job run TNT-001/prod/old-prod" in real.stdout
-    assert "(with its result)" in real.stdout
+    assert "result: deleted" in real.stdout
     assert "deleted 1 job run(s)" in real.stdout
     assert stores.job_runs.get(T, "prod", "old-prod") is None
     assert not payload_file.exists()  # record first, then its payload
@@ -457,11 +495,16 @@ def test_purge_runs_dry_run_then_for_real(tmp_path: Path, opened: list[Stores]) 
 def test_parse_duration() -> None:
     assert parse_duration("30d") == timedelta(days=30)
     assert parse_duration("12h") == timedelta(hours=12)
-    assert parse_duration("90m") == timedelta(minutes=90)
+    assert parse_duration("90min") == timedelta(minutes=90)
     assert parse_duration("1d12h") == timedelta(days=1, hours=12)
-    for wrong in ("", "12", "d", "5y", "0d", "-3d", "3d junk"):
-        with pytest.raises(InvalidArtifactError):
+    assert parse_duration("2 weeks") == timedelta(weeks=2)
+    for wrong in ("", "12", "d", "0d", "-3d", "3d junk", "5x"):
+        with pytest.raises(InvalidArtifactError, match=r"invalid duration|must be positive"):
             parse_duration(wrong)
+    # A delete command never guesses a unit: 'm' (minutes or months?), months and years are refused.
+    for ambiguous in ("6m", "90m", "6mo", "1y", "2 years", "1d6m"):
+        with pytest.raises(InvalidArtifactError, match="ambiguous duration"):
+            parse_duration(ambiguous)
 
 
 # -- errors, secrets, the installed script ------------------------------------------------------------
@@ -516,7 +559,8 @@ def test_installed_script_hides_secrets_and_tracebacks(tmp_path: Path) -> None:
 def test_progress_bar_only_on_a_terminal(tmp_path: Path, store_url: str) -> None:
     """On a TTY stderr the copy shows a click progress bar; under CliRunner (no TTY) it does not."""
     target = sqlite_url(tmp_path / "tty.db")
-    args = [str(SCRIPT), "copy", "--from", store_url, "--to", target, "--tenant", T, "--env", E]
+    refs = "--allow-result-references"  # the fixtures' reference-only run
+    args = [str(SCRIPT), "copy", "--from", store_url, "--to", target, "--tenant", T, "--env", E, refs]
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path)
@@ -541,6 +585,6 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, store_url: str) -> None
     assert b"#" in seen
     assert b"copied 6, skipped 0, failed 0" in out
 
-    plain = run_cli("copy", "--from", store_url, "--to", target, "--tenant", T, "--env", E)
-    assert plain.stderr == ""
+    plain = run_cli("copy", "--from", store_url, "--to", target, "--tenant", T, "--env", E, refs)
+    assert "copying" not in plain.stderr and "#" not in plain.stderr
     assert "copying" not in plain.output

@@ -148,7 +148,8 @@ def test_small_results_inline_large_ones_offloaded_and_verified(tmp_path: Path) 
         ref = runs.put_result("t", "e", "j", big, content_type="text/csv")
         assert ref.location == "external"
         assert ref.uri is not None
-        assert ref.uri.startswith((tmp_path / "results").as_uri())
+        # Beside the database, named after it, in the store's own namespace.
+        assert ref.uri.startswith((tmp_path / "dq.results" / str(runs.store_id())).as_uri() + "/")
         assert runs.get_result("t", "e", "j") == big
         # The inline row of the replaced result is gone, and nothing is orphaned.
         assert runs._get_inline(Scope("t", "e"), "j", small_ref.sha256) is None
@@ -166,11 +167,16 @@ def test_gc_removes_orphan_payloads_only(tmp_path: Path) -> None:
         kept = runs.put_result("t", "e", "j", b"kept")
         assert runs.payloads is not None
         orphan = runs.payloads.write(
-            "t/e/job_runs/j/result-deadbeefdeadbeef.bin", b"orphan", content_type="x"
+            f"{runs.store_id()}/t/e/job_runs/j/result-deadbeefdeadbeef.bin", b"orphan", content_type="x"
+        )
+        # Another store's payload in the same location is never collected by this one.
+        foreign = runs.payloads.write(
+            "0123456789abcdef/t/e/job_runs/j/result-deadbeefdeadbeef.bin", b"theirs", content_type="x"
         )
         assert runs.gc_payloads(older_than=dt.timedelta(hours=1)) == []  # still in its grace period
         assert runs.gc_payloads(older_than=dt.timedelta(0)) == [orphan.uri]
         assert runs.get_result("t", "e", "j") == b"kept"
+        assert Path(foreign.uri.removeprefix("file://")).read_bytes() == b"theirs"
         assert kept.uri is not None
 
 

@@ -39,20 +39,28 @@ from dq_stores.base import (
     sortable_time,
 )
 from dq_stores.canonical import canonical_json, sha256_hex
-from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArtifactError
+from dq_stores.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    InvalidArtifactError,
+    StoreNotFoundError,
+)
 from dq_stores.kinds import ArtifactIndex, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import allowed_previous, check_transition
+from dq_stores.payloads import PayloadStore
 from dq_stores.registry import Stores
 from dq_stores.scope import Scope
 from dq_stores.sql.engine import PreparedQuery, SqlEngine, create_sql_engine
-from dq_stores.sql.migrate import ensure_schema
+from dq_stores.sql.migrate import ensure_schema, new_store_id
 from dq_stores.sql.schema import (
+    STORE_ID,
     artifact_revisions,
     artifacts,
     contract_datasets,
     job_run_results,
     job_runs,
+    store_info,
 )
 
 __all__ = [
@@ -304,21 +312,31 @@ def connect_sql(
     *,
     schema: str | None = None,
     auto_upgrade: bool | None = None,
+    create: bool = True,
     **engine_kwargs: Any,
 ) -> SqlEngine:
-    """Open (or wrap) an engine and make sure its schema is usable (see ``sql.migrate``)."""
+    """Open (or wrap) an engine and make sure its schema is usable (see ``sql.migrate``).
+
+    ``create=False`` creates nothing (no SQLite file, no tables, no upgrade): a missing store is
+    ``StoreNotFoundError``.
+    """
     if isinstance(url_or_engine, Engine):
         engine, owned = url_or_engine, False
     else:
-        engine, owned = create_sql_engine(url_or_engine, schema=schema, **engine_kwargs), True
+        engine, owned = create_sql_engine(url_or_engine, schema=schema, create=create, **engine_kwargs), True
     db = SqlEngine(engine, owned=owned)
     if auto_upgrade is None:
         auto_upgrade = not db.is_postgres  # embedded SQLite upgrades itself; Postgres is explicit
     for attempt in range(6):
         try:
             with db._guard(), db._translate():
-                ensure_schema(engine, auto_upgrade=auto_upgrade)
+                ensure_schema(engine, auto_upgrade=auto_upgrade, create=create)
             return db
+        except StoreNotFoundError as exc:
+            if owned:
+                engine.dispose()
+            where = db.url_for_messages + (f" (schema {schema})" if schema else "")
+            raise StoreNotFoundError(f"no store at {where}: {exc}") from None
         except BackendUnavailableError as exc:
             # Several processes opening one fresh SQLite file at once: switching it to WAL can
             # report "locked" without waiting on the busy handler. Back off and check again.
@@ -385,6 +403,9 @@ class _SqlBase:
 
 
 class _SqlVersioned(_SqlBase, VersionedStore[Any]):
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        return list_sql_scopes(self._db, tenant, environment, [self.kind.name])
+
     def _pk(self, scope: Scope, artifact_id: str, version: str) -> sa.ColumnElement[bool]:
         return sa.and_(
             A.tenant == scope.tenant,
@@ -663,6 +684,32 @@ class SqlJobRunStore(_SqlBase, JobRunStore):
     """
 
     supports_inline_results = True
+    _identity: str | None = None
+
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        return list_sql_scopes(self._db, tenant, environment, ["job_runs"])
+
+    def _store_identity(self, create: bool) -> str | None:
+        if self._identity is not None:
+            return self._identity
+        with self._db.write() if create else self._db.read() as conn:
+            if not sa.inspect(conn).has_table(store_info.name):
+                # An embedded store at an older revision opened read-only: no identity yet.
+                return None
+            found = conn.execute(sa.select(store_info.c.value).where(store_info.c.name == STORE_ID)).scalar()
+            if found is None and create:
+                # Normally written by the schema's creation or migration; a deleted row is
+                # recreated, first writer wins.
+                conn.execute(
+                    self._insert(store_info)
+                    .values(name=STORE_ID, value=new_store_id())
+                    .on_conflict_do_nothing(index_elements=["name"])
+                )
+                found = conn.execute(
+                    sa.select(store_info.c.value).where(store_info.c.name == STORE_ID)
+                ).scalar()
+        self._identity = str(found) if found is not None else None
+        return self._identity
 
     def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
         self._db.execute(
@@ -943,6 +990,41 @@ def _chunks(items: Sequence[Any], size: int) -> builtins.list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _scope_query(
+    table: sa.Table, tenant: str | None, environment: str | None, kind: str | None = None
+) -> sa.Select[Any]:
+    """Distinct (tenant, environment) of ``table``: a GROUP BY on the leading columns of its
+    primary key, so an index (only) scan serves it.
+    """
+    c = table.c
+    query = sa.select(c.tenant, c.environment)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    if tenant is not None:
+        query = query.where(c.tenant == tenant)
+    if environment is not None:
+        query = query.where(c.environment == environment)
+    return query.group_by(c.tenant, c.environment)
+
+
+def list_sql_scopes(
+    db: SqlEngine, tenant: str | None, environment: str | None, kinds: Sequence[str] | None = None
+) -> builtins.list[Scope]:
+    """Every scope holding an artifact (of ``kinds``, default all) or a job run: one query."""
+    parts: builtins.list[sa.Select[Any]] = []
+    if kinds is None:
+        parts.append(_scope_query(artifacts, tenant, environment))
+        parts.append(_scope_query(job_runs, tenant, environment))
+    else:
+        for kind in kinds:
+            table = job_runs if kind == "job_runs" else artifacts
+            parts.append(_scope_query(table, tenant, environment, None if table is job_runs else kind))
+    query: Any = parts[0] if len(parts) == 1 else sa.union(*parts)
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    return [Scope(str(t), str(e)) for t, e in rows]
+
+
 def open_sql_stores(
     url: str,
     *,
@@ -951,16 +1033,21 @@ def open_sql_stores(
     offload_threshold: int | None = None,
     results_options: dict[str, Any] | None = None,
     row_level_security: bool = False,
+    create: bool = True,
     **options: Any,
 ) -> Stores:
     """The four SQL stores on one shared engine (``memory://``, ``sqlite:///``, ``postgresql...``).
 
     Large results go to ``results_url``; for an embedded SQLite file the default is the folder
-    ``results/`` beside the database file (the embedded default: SQLite + local files).
+    named after the database beside it (``dq.db`` -> ``dq.results/``), so two stores in one folder
+    never share one. A store created before that default keeps reading the payloads it wrote to
+    the former shared ``results/`` folder (read-only: nothing is written or collected there).
+    Postgres has no default: results stay inline up to the offload threshold.
     ``row_level_security=True`` (Postgres) opens the stores of ``dq_stores.sql.rls``: every
     transaction is restricted to its call's scope by the database's own policies.
+    ``create=False`` creates nothing (see ``connect_sql``).
     """
-    from dq_stores.payloads import open_payload_store
+    from dq_stores.payloads import FilePayloadStore, open_payload_store
     from dq_stores.secrets import redact
 
     if row_level_security:
@@ -972,28 +1059,39 @@ def open_sql_stores(
             results_url=results_url,
             offload_threshold=offload_threshold,
             results_options=results_options,
+            create=create,
             **options,
         )
 
-    db = connect_sql(url, schema=schema, **options)
-    if (
-        results_url is None
-        and db.dialect == "sqlite"
-        and db.engine.url.database not in (None, "", ":memory:")
-    ):
+    db = connect_sql(url, schema=schema, create=create, **options)
+    legacy: builtins.list[PayloadStore] = []
+    database = db.engine.url.database
+    if db.dialect == "sqlite" and database not in (None, "", ":memory:"):
         from pathlib import Path
 
-        results_url = (Path(str(db.engine.url.database)).expanduser().resolve().parent / "results").as_uri()
-    payloads = open_payload_store(results_url, **(results_options or {})) if results_url is not None else None
+        path = Path(str(database)).expanduser().resolve()
+        if results_url is None:
+            results_url = path.with_name(f"{path.stem}.results").as_uri()
+        former = path.parent / "results"
+        if former.is_dir():
+            legacy.append(FilePayloadStore(former))
+    try:
+        payloads = (
+            open_payload_store(results_url, **(results_options or {})) if results_url is not None else None
+        )
+    except BaseException:
+        db.dispose()
+        raise
     stores = Stores(
         contracts=SqlContractStore(db),
         job_definitions=SqlJobDefinitionStore(db),
         action_profiles=SqlActionProfileStore(db),
         job_runs=SqlJobRunStore(db),
         url=redact(url),
+        _scope_lister=functools.partial(list_sql_scopes, db),
     )
-    stores.job_runs.configure_results(payloads, offload_threshold)
-    stores._closers.append(db.dispose)
+    stores.job_runs.configure_results(payloads, offload_threshold, legacy=legacy)
+    stores.add_closer(db.dispose)
     if payloads is not None:
-        stores._closers.append(payloads.close)
+        stores.add_closer(payloads.close)
     return stores

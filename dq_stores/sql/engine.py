@@ -34,6 +34,7 @@ from dq_stores.errors import (
     ConflictError,
     InvalidArtifactError,
     StoreError,
+    StoreNotFoundError,
 )
 from dq_stores.secrets import redact
 
@@ -61,14 +62,19 @@ def normalise_url(url: str) -> str:
 
 
 def create_sql_engine(
-    url: str, *, schema: str | None = None, echo: bool = False, **engine_kwargs: Any
+    url: str, *, schema: str | None = None, echo: bool = False, create: bool = True, **engine_kwargs: Any
 ) -> Engine:
     """An engine with pooling, health checks of idle connections and the pragmas/options the
-    stores rely on.
+    stores rely on. ``create=False``: a SQLite file that does not exist is ``StoreNotFoundError``
+    (neither it nor its folder is created).
     """
     sa_url = make_url(normalise_url(url))
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
+        if not create and sa_url.database not in (None, "", ":memory:"):
+            path = Path(str(sa_url.database)).expanduser()
+            if not path.is_file():
+                raise StoreNotFoundError(f"no store at {redact(url)}: {path} does not exist")
         return _sqlite_engine(sa_url, echo=echo, **engine_kwargs)
     if backend == "postgresql":
         if schema is None:

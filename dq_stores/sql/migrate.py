@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,10 +20,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from dq_stores.errors import SchemaVersionError
-from dq_stores.sql.schema import metadata
+from dq_stores.errors import SchemaVersionError, StoreNotFoundError
+from dq_stores.sql.schema import STORE_ID, metadata, store_info
 
-__all__ = ["MIGRATIONS_DIR", "current_revision", "ensure_schema", "head_revision", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
+    "new_store_id",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x64715F73746F7265  # "dq_store": advisory lock id for schema creation
@@ -67,11 +75,30 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         return current_revision(conn)
 
 
-def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
-    """Make the database usable by this version, or raise ``SchemaVersionError`` saying why not."""
+def ensure_schema(engine: Engine, *, auto_upgrade: bool, create: bool = True) -> None:
+    """Make the database usable by this version, or raise ``SchemaVersionError`` saying why not.
+
+    ``create=False`` (read-only commands) changes nothing: an empty database raises
+    ``StoreNotFoundError``; an embedded store at an older revision is read as it is (every older
+    revision holds the tables reads need; what is missing reads as absent).
+    """
     head = head_revision()
     with engine.connect() as conn:
-        if current_revision(conn) == head:
+        current = current_revision(conn)
+        if current == head:
+            return
+        if not create:
+            if _is_empty(conn):
+                raise StoreNotFoundError(
+                    "no dq-stores tables here (empty database or schema); nothing is created by a "
+                    "read-only command: create them with `dq-stores db upgrade`"
+                )
+            _refuse_unknown(conn)
+            if not auto_upgrade:
+                raise SchemaVersionError(
+                    f"database schema is at revision {current or '<none>'}, this dq-stores needs {head}; "
+                    "run `dq-stores db upgrade --url URL` first"
+                )
             return
     with engine.connect() as conn:
         # On SQLite this makes the transaction BEGIN IMMEDIATE (see sql.engine): processes opening
@@ -115,7 +142,13 @@ def _is_empty(conn: Connection) -> bool:
 def _create_current(conn: Connection) -> None:
     # The documented alembic recipe for new databases: create the current schema, stamp head.
     metadata.create_all(conn)
+    conn.execute(store_info.insert().values(name=STORE_ID, value=new_store_id()))
     command.stamp(_config(conn), "head")
+
+
+def new_store_id() -> str:
+    """A fresh store identity: 16 hex digits (64 random bits), a valid id and path segment."""
+    return uuid.uuid4().hex[:16]
 
 
 def _refuse_unknown(conn: Connection) -> str | None:

@@ -68,7 +68,7 @@ from dq_stores.sql.backend import (
     connect_sql,
 )
 from dq_stores.sql.engine import SqlEngine, create_sql_engine
-from dq_stores.sql.schema import metadata
+from dq_stores.sql.schema import metadata, store_info
 
 __all__ = [
     "ALL_ENVIRONMENTS",
@@ -201,8 +201,12 @@ def _quote(conn: Connection, identifier: str) -> str:
     return conn.dialect.identifier_preparer.quote(identifier)
 
 
+_UNSCOPED = frozenset({store_info.name})
+"""Tables about the store itself, not any scope: readable (only) by the application role."""
+
+
 def _scoped_tables() -> list[sa.Table]:
-    tables = list(metadata.sorted_tables)
+    tables = [t for t in metadata.sorted_tables if t.name not in _UNSCOPED]
     for table in tables:
         # A future table without scope columns must be looked at, not silently left unprotected.
         if "tenant" not in table.c or "environment" not in table.c:
@@ -281,8 +285,11 @@ def enable_row_level_security(engine: Engine, *, app_role: str | None = None) ->
         if role is not None:
             quoted = _quote(conn, role)
             conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_quote(conn, schema)} TO {quoted}")
-            # The stores read the schema revision when they open; they never change it.
+            # The stores read the schema revision when they open, and the store's identity; they
+            # never change either.
             conn.exec_driver_sql(f"GRANT SELECT ON alembic_version TO {quoted}")
+            for name in sorted(_UNSCOPED):
+                conn.exec_driver_sql(f"GRANT SELECT ON {_quote(conn, name)} TO {quoted}")
 
 
 def disable_row_level_security(engine: Engine) -> None:
@@ -360,7 +367,24 @@ def _call_scope(tenant: str, environment: str | None) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def _scoped_listing(tenant: str | None, environment: str | None) -> Iterator[None]:
+    if tenant is None:
+        raise StoreError(
+            "with row-level security the stores see one tenant at a time: list the scopes of a "
+            "tenant (tenant=...)"
+        )
+    with _call_scope(tenant, environment):
+        yield
+
+
 class _RlsVersioned(_SqlVersioned):
+    supports_listing_all_scopes = False
+
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        with _scoped_listing(tenant, environment):
+            return super()._list_scopes(tenant, environment)
+
     def _put(
         self,
         scope: Scope,
@@ -423,6 +447,12 @@ class RlsJobRunStore(SqlJobRunStore):
     ``put_many`` of runs from several scopes writes one transaction per scope (a transaction has
     one scope), in the order the scopes first appear.
     """
+
+    supports_listing_all_scopes = False
+
+    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
+        with _scoped_listing(tenant, environment):
+            return super()._list_scopes(tenant, environment)
 
     def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
         with _call_scope(scope.tenant, scope.environment):
@@ -492,6 +522,7 @@ def open_rls_stores(
     offload_threshold: int | None = None,
     results_options: dict[str, Any] | None = None,
     verify: bool = True,
+    create: bool = True,
     **engine_kwargs: Any,
 ) -> Stores:
     """The four SQL stores on PostgreSQL with every transaction restricted to its call's scope.
@@ -506,7 +537,7 @@ def open_rls_stores(
 
     engine = install_scope_hook(create_sql_engine(url, schema=schema, **engine_kwargs))
     try:
-        db: SqlEngine = connect_sql(engine, auto_upgrade=False)
+        db: SqlEngine = connect_sql(engine, auto_upgrade=False, create=create)
         # The single-statement fast path runs on the raw driver connection in autocommit, where no
         # SQLAlchemy "begin" event fires, so no scope would be set (every call would see nothing):
         # in RLS mode every statement goes through a SQLAlchemy transaction.
@@ -530,7 +561,7 @@ def open_rls_stores(
         url=redact(url),
     )
     stores.job_runs.configure_results(payloads, offload_threshold)
-    stores._closers.append(engine.dispose)
+    stores.add_closer(engine.dispose)
     if payloads is not None:
-        stores._closers.append(payloads.close)
+        stores.add_closer(payloads.close)
     return stores

@@ -23,6 +23,7 @@ __all__ = [
     "job_run_results",
     "job_runs",
     "metadata",
+    "store_info",
 ]
 
 metadata = sa.MetaData(
@@ -211,3 +212,17 @@ job_run_results = sa.Table(
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
 )
 """Small results kept inline (at most the offload threshold); larger ones go to a payload store."""
+
+
+store_info = sa.Table(
+    "dq_store_info",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(1024), nullable=False),
+)
+"""Facts about the store itself, not about any scope: ``store_id`` (a random identity, written
+when the schema is created or upgraded, that names this store's namespace in a shared results
+location). Not tenant data: row-level security leaves it readable (and read-only) for the
+application role."""
+
+STORE_ID = "store_id"

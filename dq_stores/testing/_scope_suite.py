@@ -210,6 +210,47 @@ class ScopeTests:
         assert store.require(tenant, "prod", "c1") == b
         assert canon(store.require(tenant, "dev", "c1")) != canon(b)
 
+    # -- listing scopes -------------------------------------------------------------------------
+    def test_list_scopes_names_every_scope_with_content_and_only_those(
+        self, stores: Stores, tenant: str
+    ) -> None:
+        from dq_stores.scope import Scope
+        from dq_stores.testing.builders import make_action_profile, make_job_definition
+
+        other = tenant + "-x"
+        assert stores.list_scopes(tenant=tenant) == []
+        stores.contracts.put(make_contract(tenant, "dev", "c1"))
+        stores.job_definitions.put(make_job_definition(tenant, "dev-eu", "j1"))
+        stores.action_profiles.put(make_action_profile(tenant.upper(), "dev", "p1"))
+        stores.job_runs.put(make_run(other, "prod", "r1", submitted_at=BASE_TIME))
+        assert stores.list_scopes(tenant=tenant) == [Scope(tenant, "dev"), Scope(tenant, "dev-eu")]
+        assert stores.list_scopes(tenant=tenant, environment="dev-eu") == [Scope(tenant, "dev-eu")]
+        assert stores.list_scopes(tenant=other) == [Scope(other, "prod")]
+        assert stores.list_scopes(tenant=tenant.upper()) == [Scope(tenant.upper(), "dev")]
+        assert stores.list_scopes(tenant=tenant + "-nope") == []
+        if stores.contracts.supports_listing_all_scopes:
+            self._check_listing_all_scopes(stores, tenant, other)
+        # Per kind: only scopes holding that kind.
+        assert stores.contracts.list_scopes(tenant=tenant) == [Scope(tenant, "dev")]
+        assert stores.job_definitions.list_scopes(tenant=tenant) == [Scope(tenant, "dev-eu")]
+        assert stores.action_profiles.list_scopes(tenant=tenant) == []
+        assert stores.job_runs.list_scopes(tenant=other) == [Scope(other, "prod")]
+        assert stores.job_runs.list_scopes(tenant=tenant) == []
+        with pytest.raises(InvalidArtifactError):
+            stores.list_scopes(tenant="../etc")
+        with pytest.raises(InvalidArtifactError):
+            stores.contracts.list_scopes(environment="a/b")
+
+    @staticmethod
+    def _check_listing_all_scopes(stores: Stores, tenant: str, other: str) -> None:
+        from dq_stores.scope import Scope
+
+        everything = stores.list_scopes()
+        assert {Scope(tenant, "dev"), Scope(tenant, "dev-eu"), Scope(other, "prod")} <= set(everything)
+        assert everything == sorted(everything, key=lambda s: (s.tenant, s.environment))
+        assert Scope(other, "prod") in stores.list_scopes(environment="prod")
+        assert Scope(tenant, "dev") not in stores.list_scopes(environment="prod")
+
     # -- validation of ids and scopes -----------------------------------------------------------
     @pytest.mark.parametrize("bad", list(BAD_IDS.values()), ids=list(BAD_IDS))
     def test_invalid_ids_and_scopes_are_refused(self, stores: Stores, tenant: str, bad: Any) -> None:

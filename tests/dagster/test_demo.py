@@ -59,7 +59,7 @@ def test_demo_in_a_fresh_folder_seeds_runs_and_prints_the_runs_table(clean_env: 
     with open_stores(f"sqlite:///{clean_env}/.dq/dq.db") as stores:
         stored = {run.job_id for t in TENANTS for run in stores.job_runs.list_by_tenant(t, ENVIRONMENT)}
     assert stored == {r[5] for r in rows}
-    assert (clean_env / ".dq" / "results").is_dir()
+    assert (clean_env / ".dq" / "dq.results").is_dir()
 
     # A second run imports nothing new and lists only its own runs.
     code, text, again = run_demo()
@@ -82,3 +82,32 @@ def test_demo_keeps_runs_in_the_dagster_home_instance(
         runs = instance.get_runs()
         assert len(runs) == len(TENANTS) and all(r.is_success for r in runs)
     assert "ephemeral" not in text
+
+
+def test_the_demos_printed_hints_run_as_printed(clean_env: Path) -> None:
+    """Every ``$ ...`` line the demo prints runs in a plain shell (no DAGSTER_HOME, the way a user
+    types it after ``make demo``) and shows what it promises."""
+    import os
+    import subprocess
+
+    home = clean_env / ".dagster"
+    home.mkdir()
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        code, text, rows = run_demo()
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    assert code == 0, text
+    hints = [line.split("$ ", 1)[1] for line in text.splitlines() if line.lstrip().startswith("$ ")]
+    assert len(hints) == 2, text
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DQ_STORES_"))}
+    runs = subprocess.run(
+        hints[0], shell=True, capture_output=True, text=True, env=env, cwd=clean_env, timeout=120
+    )
+    assert runs.returncode == 0, runs.stderr
+    assert {r[5] for r in rows if r[0] == TENANTS[0]} <= set(runs.stdout.split())
+    contracts = subprocess.run(
+        hints[1], shell=True, capture_output=True, text=True, env=env, cwd=clean_env, timeout=120
+    )
+    assert contracts.returncode == 0, contracts.stderr
+    assert "billing" in contracts.stdout

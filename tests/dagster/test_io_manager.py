@@ -303,7 +303,9 @@ def test_large_results_go_to_the_results_folder(tmp_path: Path) -> None:
     assert isinstance(uri, PathMetadataValue)
     path = Path(uri.value)
     assert path.is_file()
-    assert path.is_relative_to(tmp_path / "results" / "acme" / ENV / "job_runs")
+    # In the results folder, under the store's own namespace (its identity).
+    namespace = path.relative_to(tmp_path / "results").parts[0]
+    assert path.is_relative_to(tmp_path / "results" / namespace / "acme" / ENV / "job_runs")
 
     inline = DQStoresResource(**where, offload_threshold_bytes=64, result_backend="inline")
     result = materialize([checked], resources=io(inline, tenant="acme"))
@@ -408,7 +410,7 @@ def test_results_on_azure_blob(
         meta = only_materialization(result, node)
         assert meta["dq/result_location"] == TextMetadataValue("external")
         job_id = meta["dq/job_run_id"].value
-        stored = [n for n in names if n.startswith(f"results/acme/{ENV}/job_runs/{job_id}/")]
+        stored = [n for n in names if f"/acme/{ENV}/job_runs/{job_id}/" in n]
         assert len(stored) == 1
         assert stored[0].endswith(ext)
         assert secret not in repr(meta)

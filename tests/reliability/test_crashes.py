@@ -138,7 +138,8 @@ def payload_files(location: Location) -> set[str]:
     """Every file below the results folders of a file backend (temp files included)."""
     if location.root is None:
         return set()
-    results = Path(location.root) / (".results" if location.backend == "filesystem" else "results")
+    # The default results folders: <root>/.results for a filesystem store, dq.results beside dq.db.
+    results = Path(location.root) / (".results" if location.backend == "filesystem" else "dq.results")
     if not results.is_dir():
         return set()
     return {p.as_uri() for p in results.rglob("*") if p.is_file()}

@@ -348,10 +348,26 @@ def test_cli_output_and_exports_hold_no_secret(secrets: Secrets, tmp_path: Path)
             (["--url", pg, "import", str(FIXTURES)], None, 0),
             (["--url", pg, "ls", "runs", *scope], None, 0),
             (["--url", pg, "db", "current", "--check"], None, 0),
-            (["export", str(tmp_path / "pg-export"), *scope, "--url", pg], None, 0),
-            (["copy", "--from", pg, "--to", sas_url, *scope], None, 0),
+            # The fixtures hold a run whose result is a reference only: carried as such.
+            (
+                ["export", str(tmp_path / "pg-export"), *scope, "--url", pg, "--allow-result-references"],
+                None,
+                0,
+            ),
+            (["copy", "--from", pg, "--to", sas_url, *scope, "--allow-result-references"], None, 0),
             (["--url", sas_url, "ls", "contracts", *scope], None, 0),
-            (["export", str(tmp_path / "blob-export"), *scope, "--url", sas_url], None, 0),
+            (
+                [
+                    "export",
+                    str(tmp_path / "blob-export"),
+                    *scope,
+                    "--url",
+                    sas_url,
+                    "--allow-result-references",
+                ],
+                None,
+                0,
+            ),
         ],
         [
             (
