@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from dq_stores.errors import InvalidArtifactError
 from dq_stores.models import DataContract
 from dq_stores.registry import Stores
 from dq_stores.scope import validate_id
@@ -21,32 +20,9 @@ __all__ = ["contracts_by_tenant", "tenants_in"]
 
 
 def tenants_in(stores: Stores, environment: str) -> list[str]:
-    """The tenants holding anything in ``environment``, sorted."""
+    """The tenants holding anything in ``environment``, sorted (``Stores.list_scopes``)."""
     validate_id(environment, "environment")
-    list_scopes = getattr(stores, "list_scopes", None)
-    if callable(list_scopes):
-        return sorted({scope.tenant for scope in list_scopes(environment=environment)})
-    return _tenants_fallback(stores, environment)
-
-
-def _tenants_fallback(stores: Stores, environment: str) -> list[str]:
-    # Until ``Stores.list_scopes`` (issue 10) is on main: the SQL backends answer from the contract
-    # index directly; other backends need an explicit tenant list.
-    import sqlalchemy as sa
-
-    db = getattr(stores.contracts, "_db", None)
-    if db is None:
-        raise InvalidArtifactError(
-            f"this store ({stores.url}) cannot list its tenants yet: give the tenants explicitly",
-            field="tenants",
-        )
-    from dq_stores.sql.schema import contract_datasets
-
-    query = (
-        sa.select(contract_datasets.c.tenant).where(contract_datasets.c.environment == environment).distinct()
-    )
-    with db.read() as conn:
-        return sorted(str(row[0]) for row in conn.execute(query))
+    return sorted({scope.tenant for scope in stores.list_scopes(environment=environment)})
 
 
 def contracts_by_tenant(
