@@ -59,6 +59,7 @@ __all__ = [
     "Quarantine",
     "build_check_specs",
     "check_name",
+    "check_names",
     "check_results",
     "column_schema",
     "quarantine_hard_failures",
@@ -85,7 +86,7 @@ def _plan(contract: DataContract | DatasetContract | RulePlan, dataset_type: str
     return contract if isinstance(contract, RulePlan) else compile_rules(contract, dataset_type)
 
 
-def _names(rule_ids: Sequence[str]) -> dict[str, str]:
+def check_names(rule_ids: Sequence[str]) -> dict[str, str]:
     """Rule id -> check name; ids whose names would collide get a short hash of the id appended."""
     by_name: dict[str, list[str]] = {}
     for rule_id in rule_ids:
@@ -118,7 +119,7 @@ def build_check_specs(
     """
     plan = _plan(contract, dataset_type)
     key = AssetKey.from_coercible(asset)
-    names = _names([r.rule_id for r in plan.rules])
+    names = check_names([r.rule_id for r in plan.rules])
     specs = []
     for rule in plan.rules:
         hard = Severity(rule.severity) is Severity.HARD

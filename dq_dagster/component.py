@@ -37,7 +37,6 @@ passed). This module is the Dagster shell; the DQ work is ``dq_dagster.engine`` 
 # No ``from __future__ import annotations``: Dagster reads the asset functions' annotations (and
 # the component's fields) at runtime.
 
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -89,7 +88,9 @@ from pydantic import BaseModel, Field
 from dq_dagster.actions.core import ActionSettings
 from dq_dagster.actions.sensors import build_action_sensors
 from dq_dagster.checks import (
+    RULE_ID,
     Quarantine,
+    check_names,
     check_results,
     column_schema,
     quarantine_hard_failures,
@@ -642,9 +643,7 @@ class _DatasetBuilder:
         specs = []
         if not self.rules:
             return []
-        from dq_dagster.checks import RULE_ID, _names
-
-        names = _names([r.rule_id for r in self.rules])
+        names = check_names([r.rule_id for r in self.rules])
         for rule in self.rules:
             has = sorted(
                 t for t, rules in self.state.rules.items() if any(r.rule_id == rule.rule_id for r in rules)
@@ -709,19 +708,16 @@ class _DatasetBuilder:
         return built
 
     def job(self) -> Any:
-        keys = [self.keys.validation, self.keys.cleansed, self.keys.report, self.keys.profile]
         chosen = {
             "validation": [self.keys.validation],
             "cleansing": [self.keys.cleansed, self.keys.report],
             "profiling": [self.keys.profile],
         }
         selected = [k for job in self.ds.jobs for k in chosen[job]]
-        # The source too: owned (a path), or the upstream asset when this code location defines it.
-        selection: AssetSelection = AssetSelection.assets(*selected)
-        selection = selection | (
-            AssetSelection.assets(*selected).upstream(depth=1).materializable() - AssetSelection.assets(*keys)
-        )
-        del keys
+        # The source too (one level up: the DQ assets' other parents are DQ assets already chosen),
+        # whether owned (a path) or an upstream asset this code location defines; an external
+        # upstream is not materializable and stays out.
+        selection = AssetSelection.assets(*selected).upstream(depth=1).materializable()
         return define_asset_job(
             self.job_name,
             selection=selection,
@@ -880,11 +876,6 @@ class _DatasetBuilder:
             return Output(snapshot, metadata=builder._run_meta(context, job_definitions))
 
         return _profile
-
-
-def load_state_json(text: str) -> _State:
-    """Parse a state document (for tests and tools)."""
-    return _State.model_validate(json.loads(text))
 
 
 def tenant_partitions(
