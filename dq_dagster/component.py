@@ -85,7 +85,7 @@ from dagster.components import (
 from dagster.components.component_scaffolding import scaffold_component
 from pydantic import BaseModel, Field
 
-from dq_dagster.actions.core import ActionSettings
+from dq_dagster.actions.core import ActionEvent, ActionSettings, classify, slots_for
 from dq_dagster.actions.sensors import build_action_sensors
 from dq_dagster.checks import (
     RULE_ID,
@@ -766,18 +766,54 @@ class _DatasetBuilder:
             job_definitions: JobDefinitionStoreResource,
         ) -> Output[ValidationReport]:
             report = validate(data, builder._plan(context, contracts))
-            return Output(report, metadata=builder._run_meta(context, job_definitions))
+            outcome, _ = classify([], [report])
+            return Output(report, metadata=builder._run_meta(context, job_definitions, outcome))
 
         return _validation
 
     def _run_meta(
-        self, context: AssetExecutionContext, job_definitions: JobDefinitionStoreResource
+        self,
+        context: AssetExecutionContext,
+        job_definitions: JobDefinitionStoreResource,
+        outcome: ActionEvent | None = None,
     ) -> dict[str, Any]:
+        """``dq/job_definition_id`` of this run and, for a report with an ``outcome``, the action
+        profile that definition selects for it (``dq/outcome``, ``dq/action_profile``,
+        ``dq/actions``): all from the run, never from code. The actions themselves run in the
+        action sensors after the run.
+        """
         meta: dict[str, Any] = {}
         with _permanent_errors("reading the job definitions"):
             definition_id = self._job_definition_id(context, job_definitions)
-        if definition_id is not None:
+            if definition_id is None:
+                return meta
             meta["dq/job_definition_id"] = definition_id
+            if outcome is None:
+                return meta
+            meta["dq/outcome"] = MetadataValue.text(outcome.value)
+            scoped = job_definitions.stores_for_context(context)
+            definition = scoped.job_definitions.get(definition_id)
+            if definition is None:
+                meta["dq/action_profile"] = MetadataValue.text(f"none (no job definition {definition_id})")
+                return meta
+            slots = slots_for(definition, outcome)
+            if not slots:
+                meta["dq/action_profile"] = MetadataValue.text(
+                    f"none (the definition names none for {outcome.value})"
+                )
+                return meta
+            shown: list[str] = []
+            actions: list[str] = []
+            for slot, ref in slots:
+                found = scoped.action_profiles.get(ref.action_profile_id, ref.version)
+                if found is None or found.is_retired:
+                    state = "retired" if found is not None else "missing"
+                    shown.append(f"{ref.action_profile_id} ({slot}, {state})")
+                    continue
+                shown.append(f"{found.action_profile_id}@{found.version} ({slot})")
+                actions += [str(t) for t in found.action_types]
+            meta["dq/action_profile"] = MetadataValue.text(", ".join(shown))
+            meta["dq/actions"] = MetadataValue.text(", ".join(dict.fromkeys(actions)) or "none")
         return meta
 
     def _cleansing_asset(self) -> AssetsDefinition:
@@ -873,7 +909,8 @@ class _DatasetBuilder:
             job_definitions: JobDefinitionStoreResource,
         ) -> Output[ProfilingSnapshot]:
             snapshot = profile(data, builder._plan(context, contracts))
-            return Output(snapshot, metadata=builder._run_meta(context, job_definitions))
+            outcome, _ = classify([], [snapshot])
+            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
 
         return _profile
 

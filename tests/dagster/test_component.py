@@ -554,6 +554,12 @@ def test_a_launch_with_only_a_partition_records_the_manual_definition_and_gets_a
             # What the launchpad sends for "Materialize all" of one partition: no dq/* tag, no config.
             result = job.execute_in_process(partition_key="TNT-001", instance=instance)
             assert result.success
+            shown = result.asset_materializations_for_node("billing_validation")[0].metadata
+            # What the UI shows comes from the run: its definition and the profile it selects.
+            assert shown["dq/job_definition_id"].value == "billing-manual"
+            assert shown["dq/outcome"].value == "failure"
+            assert shown["dq/action_profile"].value == "hook@1.0.0 (on_failure)"
+            assert shown["dq/actions"].value == "CALL_WEBHOOK"
             for name in sensors:
                 tick(name)
         with stores.open(shared=False) as opened:
