@@ -313,7 +313,7 @@ def _explain(target: Target, stores: Stores, tenant: str) -> dict[str, str]:
     """The plan of the exact statement our first page and a keyset (second) page run."""
     # Internals on purpose: the plan must be of our statement, as compiled for this engine.
     from dq_stores.base import decode_run_cursor
-    from dq_stores.sql.backend import _list_runs_query
+    from dq_stores.sql.queries import list_runs_query
 
     dialect = stores.job_runs._db.engine.dialect  # type: ignore[attr-defined]
     # A cursor from a half page, so that a tenant with a single page of 100 has one too.
@@ -335,7 +335,7 @@ def _explain(target: Target, stores: Stores, tenant: str) -> dict[str, str]:
             },
         ),
     ):
-        compiled = _list_runs_query(True, keyset, (), False, False, 101).compiled(dialect)
+        compiled = list_runs_query(True, keyset, (), False, False, 101).compiled(dialect)
         prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " if target.postgres else "EXPLAIN QUERY PLAN "
         rows = target.raw.execute(prefix + compiled.sql, compiled.bind(params)).fetchall()
         text = "\n".join(str(r[0]) if target.postgres else str(r[-1]) for r in rows)
@@ -441,6 +441,64 @@ def _search_path(target: Target) -> dict[str, Any]:
     return {"options": f"-csearch_path={schema}"} if schema else {}
 
 
+# -- 1e: get under row-level security -------------------------------------------------------------
+
+
+def bench_rls_get(config: Config, services: Services) -> list[Result]:
+    """One job-run get through stores in row-level-security mode (application role, every call
+    scoped by the database) against the same get through plain stores on the same schema."""
+    import psycopg
+
+    from dq_stores.sql.engine import create_sql_engine
+    from dq_stores.sql.rls import create_app_role, enable_row_level_security
+
+    assert services.pg_dsn is not None
+    assert services.pg_url is not None
+    role = f"dqbench_app_{uuid.uuid4().hex[:8]}"
+    with pg_schema(services, "rls") as schema:
+        owner = create_sql_engine(services.pg_url, schema=schema)
+        try:
+            create_app_role(owner, role, password="bench-only")
+            enable_row_level_security(owner, app_role=role)
+        finally:
+            owner.dispose()
+        from sqlalchemy.engine import make_url
+
+        app_url = (
+            make_url(services.pg_url)
+            .set(username=role, password="bench-only")
+            .render_as_string(hide_password=False)
+        )
+        try:
+            with (
+                open_stores(services.pg_url, schema=schema, use_env=False) as plain,
+                open_stores(app_url, schema=schema, row_level_security=True, use_env=False) as rls,
+            ):
+                run = data.job_run(TENANT, "run-get")
+                plain.job_runs.put(run)
+
+                def ours() -> Any:
+                    return rls.job_runs.get(TENANT, data.ENV, run.job_id)
+
+                def base() -> Any:
+                    return plain.job_runs.get(TENANT, data.ENV, run.job_id)
+
+                check(ours() == base(), "RLS and plain stores read different runs")
+                result = Result(
+                    "1e",
+                    "get one job run, Postgres, row-level security",
+                    "latency",
+                    "<= 2",
+                    2.0,
+                    baseline_name="the same get through plain stores (row 1a's path)",
+                )
+                return [latency(result, *compare(ours, base, config))]
+        finally:
+            with psycopg.connect(services.pg_dsn, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 # -- all of them ----------------------------------------------------------------------------------
 
 
@@ -469,3 +527,10 @@ def run_all(config: Config, services: Services, only: set[str] | None = None) ->
             for result in results:
                 result.id = f"{row}{next(letters)}"
                 yield result
+        if row == "1":
+            if services.pg_dsn:
+                yield from bench_rls_get(config, services)
+            else:
+                yield skipped(
+                    "1e", "get one job run, Postgres, row-level security", "latency", "", services.pg_reason
+                )

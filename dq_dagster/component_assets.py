@@ -124,7 +124,7 @@ def _read_source(path_template: str, tenant: str, base: Path) -> Any:
 
     target = path_template.replace("{tenant}", tenant)
     if target.startswith("azure-blob://"):
-        from dq_stores.payloads import open_payload_store
+        from dq_stores.stores import open_payload_store
 
         container, _, name = target[len("azure-blob://") :].partition("/")
         store = open_payload_store(f"azure-blob://{container}")

@@ -29,8 +29,8 @@ from dq_dagster.component import DataQualityComponent, DatasetAttributes, Source
 from dq_dagster.definitions import ARTIFACTS_DIR, DATASET_TYPE, ENVIRONMENT, build_definitions
 from dq_dagster.discovery import contracts_by_tenant
 from dq_stores.models import JobRun
-from dq_stores.registry import Stores
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 from dq_stores.transfer import apply_import, load_artifacts, plan_import
 
 __all__ = ["main"]

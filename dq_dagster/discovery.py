@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from dq_stores.models import DataContract
-from dq_stores.registry import Stores
 from dq_stores.scope import validate_id
+from dq_stores.stores import Stores
 
 __all__ = ["contracts_by_tenant", "tenants_in"]
 

@@ -1,7 +1,7 @@
 """Dagster resources for the DQ stores: one backend resource, one tenant-bound resource per store.
 
 ``DQStoresResource`` says where the stores live (metadata URL, Postgres schema, results location,
-offload threshold) and opens them with ``dq_stores.registry.open_stores`` when a run (or sensor,
+offload threshold) and opens them with ``dq_stores.stores.open_stores`` when a run (or sensor,
 or schedule tick) initialises it: nothing is opened at import time. The opened stores are shared,
 by reference count, with every other resource, IO manager and sensor of the process that uses the
 same configuration (``dq_stores.shared``), so one run holds ONE connection pool per stores
@@ -45,8 +45,7 @@ from pydantic import Field, PrivateAttr
 
 from dq_stores.config import StoresConfig, default_url
 from dq_stores.errors import InvalidArtifactError, StoreError
-from dq_stores.payloads import DEFAULT_OFFLOAD_THRESHOLD
-from dq_stores.registry import Stores, open_stores
+from dq_stores.results.payloads import DEFAULT_OFFLOAD_THRESHOLD
 from dq_stores.scope import Scope
 from dq_stores.scoped import (
     ScopedActionProfileStore,
@@ -59,6 +58,7 @@ from dq_stores.scoped import (
 )
 from dq_stores.secrets import redact
 from dq_stores.shared import Lease, shared_stores
+from dq_stores.stores import Stores, open_stores
 
 __all__ = [
     "ActionProfileStoreResource",
@@ -278,47 +278,40 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         return "dq-stores:" + hashlib.sha256(raw).hexdigest()
 
     def open_unshared(self) -> Stores:
-        """Open the stores this config names, not shared; the caller closes them."""
-        from dq_stores.payloads import open_payload_store
+        """Open the stores this config names, not shared; the caller closes them.
 
-        # Unset fields resolve exactly as for the CLI: DQ_STORES_URL / _SCHEMA / _RESULTS_URL.
+        Configuration only: ``open_stores`` opens the metadata backend and the results location
+        (each with its own credentials); unset fields resolve exactly as for the CLI
+        (``DQ_STORES_URL`` / ``_SCHEMA`` / ``_RESULTS_URL``).
+        """
         config = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
-        url = config.url
-        results_url = config.results_url
-        options: dict[str, Any] = {"use_env": False}
-        if config.schema is not None:
-            options["schema"] = config.schema
-        if self.row_level_security:
-            options["row_level_security"] = True
         with ExitStack() as stack:
             blob_options = self._blob_options(stack)
-            metadata_on_blob = url.startswith("azure-blob://")
-            results_on_blob = (results_url or "").startswith("azure-blob://")
+            metadata_on_blob = config.url.startswith("azure-blob://")
+            results_on_blob = (config.results_url or "").startswith("azure-blob://")
             if blob_options and not (metadata_on_blob or results_on_blob):
                 raise InvalidArtifactError(
                     "Azure credentials are configured but neither url nor results_url is an azure-blob:// URL",
                     field="results_url",
                 )
-            if metadata_on_blob:
-                options.update(blob_options)
-            if results_url is not None and not (results_on_blob and blob_options):
-                options["results_url"] = results_url
-            stores = open_stores(url, **options)
+            stores = open_stores(
+                config.url,
+                schema=config.schema,
+                results_url=config.results_url,
+                results_options=blob_options if results_on_blob else None,
+                offload_threshold=self.offload_threshold_bytes,
+                use_env=False,
+                **({"row_level_security": True} if self.row_level_security else {}),
+                **(blob_options if metadata_on_blob else {}),
+            )
             stack.callback(Stores.close, stores)  # the class's own close: the instance's is replaced below
-            payloads = stores.job_runs.payloads
-            if results_on_blob and blob_options:
-                # The registry opens results locations without credentials; give Blob ours.
-                payloads = open_payload_store(str(results_url), **blob_options)
-                stack.callback(payloads.close)
-            # Set after opening, the same way for every backend (not all openers take the option).
-            stores.job_runs.configure_results(payloads, self.offload_threshold_bytes)
-            if self.offload is True and payloads is None:
+            if self.offload is True and stores.job_runs.payloads is None:
                 raise InvalidArtifactError(
                     f"result_backend={self.result_backend!r} needs a results location: set results_url",
                     field="results_url",
                 )
-            # Success: what the stack holds (payload store, the stores, Blob credentials) now
-            # closes, newest first, when the stores are closed.
+            # Success: what the stack holds (the stores, then Blob credentials) now closes, newest
+            # first, when the stores are closed.
             rest = stack.pop_all()
             stores.close = rest.close  # type: ignore[method-assign]  # one close for all of it
             return stores

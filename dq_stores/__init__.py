@@ -53,9 +53,9 @@ from dq_stores.errors import (
 from dq_stores.errors import (
     StoreError as StoreError,
 )
-from dq_stores.registry import DEFAULT_URL as DEFAULT_URL
-from dq_stores.registry import Stores as Stores
-from dq_stores.registry import open_stores as open_stores
 from dq_stores.scope import Scope as Scope
+from dq_stores.stores import DEFAULT_URL as DEFAULT_URL
+from dq_stores.stores import Stores as Stores
+from dq_stores.stores import open_stores as open_stores
 
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ segments ending with a dot)::
         an empty index entry per run, named so that a plain prefix listing returns the newest run
         first; its metadata repeats the run's filter fields
     <prefix>/<tenant>/<env>/job_runs/<job_id>/result-<sha256[:16]>.<ext>
-        result payloads (``dq_stores.payloads.result_key``), when results go to this container
+        result payloads (``dq_stores.results.payloads.result_key``), when results go to this container
 
 Concurrency: every write that replaces something is conditional on the etag read before it
 (``If-Match``), every create is ``If-None-Match: *``; callers' ``if_match`` etags are the blob
@@ -89,9 +89,6 @@ from dq_stores.base import (
     StoredDoc,
     VersionedStore,
     VersionFilters,
-    encode_cursor,
-    parse_sortable_time,
-    sortable_time,
 )
 from dq_stores.blob_client import (
     BlobConnection,
@@ -102,13 +99,14 @@ from dq_stores.blob_client import (
 )
 from dq_stores.canonical import sha256_hex
 from dq_stores.errors import BackendUnavailableError, ConflictError, InvalidArtifactError, NotFoundError
+from dq_stores.inputs import encode_cursor, parse_sortable_time, sortable_time
 from dq_stores.kinds import ArtifactIndex, Kind, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import check_transition
-from dq_stores.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
-from dq_stores.registry import Stores
+from dq_stores.results.payloads import PayloadInfo, PayloadListing, PayloadStore, iter_chunks
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Backend, Stores
 from dq_stores.versions import version_key
 
 __all__ = [
@@ -121,6 +119,7 @@ __all__ = [
     "BlobPayloadStore",
     "descending_id",
     "descending_time",
+    "open_blob_backend",
     "open_blob_payload_store",
     "open_blob_stores",
 ]
@@ -1408,48 +1407,39 @@ dot-folder: never taken for a tenant)."""
 STORE_BLOB = ".dq-store.json"
 
 
-def open_blob_stores(
-    url: str,
-    *,
-    results_url: str | None = None,
-    offload_threshold: int | None = None,
-    results_options: dict[str, Any] | None = None,
-    create: bool = True,
-    **options: Any,
-) -> Stores:
-    """The four Blob stores on one shared container client (``open_stores`` calls this for
-    ``azure-blob://`` URLs; forms and options in ``dq_stores.blob_client``).
-
-    Results go to ``results_url`` when given (opened with ``results_options``: credentials of
-    that location), else to ``<prefix>/.results/`` in the same container. Payloads written by
-    versions before store identities (beside the runs) stay readable. ``create`` is accepted for
-    symmetry: a Blob store creates nothing when opened (a missing container is reported by the
-    first call as ``StoreNotFoundError``).
+def open_blob_backend(url: str, *, create: bool = True, **options: Any) -> Backend:
+    """The four Blob stores on one shared container client: the metadata backend ``open_stores``
+    uses for ``azure-blob://`` URLs (forms and options in ``dq_stores.blob_client``). The default
+    results location is ``<prefix>/.results/`` in the same container, on the same client; payloads
+    written beside the runs before store identities stay readable. A Blob store creates nothing
+    when opened (``create`` is accepted for symmetry); a missing container is reported by the first
+    call as ``StoreNotFoundError``.
     """
-    from dq_stores.payloads import open_payload_store
-
+    del create
     connection = connect_container(url, **options)
     try:
         backend = BlobBackend(connection)
-        payloads: PayloadStore
-        closers: builtins.list[Callable[[], None]] = [backend.close]
-        if results_url is None:
-            payloads = BlobPayloadStore(connection, subfolder=RESULTS_FOLDER)
-        else:
-            payloads = open_payload_store(results_url, **(results_options or {}))
-            closers.append(payloads.close)
-        stores = Stores(
+        default = BlobPayloadStore(connection, subfolder=RESULTS_FOLDER)
+        return Backend(
             contracts=AzureBlobContractStore(backend),
             job_definitions=AzureBlobJobDefinitionStore(backend),
             action_profiles=AzureBlobActionProfileStore(backend),
             job_runs=AzureBlobJobRunStore(backend),
             url=redact(url),
-            _scope_lister=lambda tenant, environment: backend.scopes(tenant, environment),
+            close=backend.close,
+            list_scopes=lambda tenant, environment: backend.scopes(tenant, environment),
+            default_results=lambda: default,
+            legacy_results=[BlobPayloadStore(connection)],
         )
-        stores.job_runs.configure_results(payloads, offload_threshold, legacy=[BlobPayloadStore(connection)])
-        for close in closers:
-            stores.add_closer(close)
     except BaseException:
         connection.close()
         raise
-    return stores
+
+
+def open_blob_stores(url: str, **options: Any) -> Stores:
+    """``open_stores`` for an ``azure-blob://`` URL, ignoring the environment (kept for existing
+    callers).
+    """
+    from dq_stores.stores import open_stores
+
+    return open_stores(url, use_env=False, **options)

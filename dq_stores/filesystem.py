@@ -60,7 +60,7 @@ is safe) and takes the time a run without timestamps was first recorded from the
 Copying the tree (``git clone``) resets mtimes, so etags change there too.
 
 This module holds the store logic; path confinement, atomic writes and the lock are in
-``dq_stores.fsio``. It does not store result payloads (that is ``dq_stores.payloads``).
+``dq_stores.fsio``. It does not store result payloads (that is ``dq_stores.results``).
 """
 
 from __future__ import annotations
@@ -95,9 +95,6 @@ from dq_stores.base import (
     StoredDoc,
     VersionedStore,
     VersionFilters,
-    encode_cursor,
-    parse_sortable_time,
-    sortable_time,
 )
 from dq_stores.canonical import canonical_json, sha256_hex
 from dq_stores.errors import (
@@ -119,18 +116,20 @@ from dq_stores.fsio import (
     remove_path,
     trash_name,
 )
+from dq_stores.inputs import encode_cursor, parse_sortable_time, sortable_time
 from dq_stores.kinds import ArtifactIndex, Kind, RunIndex
 from dq_stores.models import JobRun, JobRunStatus
 from dq_stores.models.job_runs import check_transition
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Backend, Stores
 
 __all__ = [
     "FilesystemActionProfileStore",
     "FilesystemContractStore",
     "FilesystemJobDefinitionStore",
     "FilesystemJobRunStore",
+    "open_filesystem_backend",
     "open_filesystem_stores",
     "root_from_url",
 ]
@@ -1508,23 +1507,19 @@ def _read_store_id(path: str) -> str | None:
         ) from exc
 
 
-def open_filesystem_stores(
+def open_filesystem_backend(
     url: str,
     *,
-    results_url: str | None = None,
-    offload_threshold: int | None = None,
-    results_options: dict[str, Any] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     create: bool = True,
     **options: Any,
-) -> Stores:
-    """The four filesystem stores under the folder of ``url`` (created on the first write).
-
-    Results (the claim check) go to ``results_url``, by default the folder ``.results`` under the
-    root (a dot-folder, so it can never collide with a tenant id). ``lock_timeout`` (seconds)
-    bounds the wait for a folder lock held by another writer.
+) -> Backend:
+    """The four filesystem stores under the folder of ``url`` (created on the first write): the
+    metadata backend ``open_stores`` uses for ``file://`` URLs. The default results location is
+    the folder ``.results`` under the root (a dot-folder: never taken for a tenant).
+    ``lock_timeout`` (seconds) bounds the wait for a folder lock held by another writer.
     """
-    from dq_stores.payloads import FilePayloadStore, open_payload_store
+    from dq_stores.results.files import FilePayloadStore
 
     if options:
         name = sorted(options)[0]
@@ -1536,18 +1531,22 @@ def open_filesystem_stores(
         raise InvalidArtifactError(f"the store root {root!r} is not a folder", field="url")
     if not create and not os.path.isdir(root):
         raise StoreNotFoundError(f"no store at {redact(url)}: {root} does not exist")
-    payloads = (
-        open_payload_store(results_url, **(results_options or {}))
-        if results_url is not None
-        else FilePayloadStore(os.path.join(root, ".results"))
-    )
-    stores = Stores(
+    default = FilePayloadStore(os.path.join(root, ".results"))
+    job_runs = FilesystemJobRunStore(root, lock_timeout=lock_timeout)
+    return Backend(
         contracts=FilesystemContractStore(root, lock_timeout=lock_timeout),
         job_definitions=FilesystemJobDefinitionStore(root, lock_timeout=lock_timeout),
         action_profiles=FilesystemActionProfileStore(root, lock_timeout=lock_timeout),
-        job_runs=FilesystemJobRunStore(root, lock_timeout=lock_timeout),
+        job_runs=job_runs,
         url=redact(url),
+        close=job_runs.close,
+        default_results=lambda: default,
     )
-    stores.job_runs.configure_results(payloads, offload_threshold)
-    stores.add_closer(payloads.close)
-    return stores
+
+
+def open_filesystem_stores(url: str, **options: Any) -> Stores:
+    """``open_stores`` for a ``file://`` URL, ignoring the environment (kept for existing callers)."""
+    from dq_stores.stores import open_stores
+
+    root_from_url(url)  # a file:// URL, or InvalidArtifactError
+    return open_stores(url, use_env=False, **options)

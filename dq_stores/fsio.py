@@ -2,7 +2,8 @@
 directory fsync, and the ``flock`` scope lock with its crash marker.
 
 POSIX only (``fcntl``). Nothing here knows about artifacts, JSON or indexes; the store logic is in
-``dq_stores.filesystem``. Functions raise plain ``OSError`` (with the *target* path as
+``dq_stores.filesystem``. ``atomic_write_stream`` is the one atomic file write of the project:
+the filesystem store, the file payload store and exports all use it. Functions raise plain ``OSError`` (with the *target* path as
 ``filename``) and leave the translation into ``dq_stores.errors`` to the caller, which knows the
 store root the message must be relative to.
 """
@@ -16,6 +17,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from dq_stores.errors import BackendUnavailableError, ScopeViolationError
@@ -28,6 +30,7 @@ __all__ = [
     "SafeRoot",
     "ScopeLock",
     "atomic_write",
+    "atomic_write_stream",
     "fsync_dir",
     "is_garbage",
     "make_dirs",
@@ -116,7 +119,7 @@ def make_dirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(folder):
                 raise
-        fsync_dir(os.path.dirname(folder))
+        fsync_dir(os.path.dirname(folder) or ".")
 
 
 def read_file(path: str) -> tuple[bytes, int] | None:
@@ -142,17 +145,46 @@ def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None, sync_di
     ``os.replace``, fsync the folder. On failure the temp file is removed and the ``OSError`` names
     ``path`` (not the temp file).
     """
+    atomic_write_stream(path, (data,), mtime_ns=mtime_ns, sync_dir=sync_dir, make_parents=False)
+
+
+def atomic_write_stream(
+    path: str | os.PathLike[str],
+    chunks: Iterable[bytes],
+    *,
+    mtime_ns: int | None = None,
+    sync_dir: bool = True,
+    durable: bool = True,
+    make_parents: bool = True,
+    temp_name: Callable[[str], str] | None = None,
+) -> int:
+    """Write every chunk to a temp file beside ``path`` and rename it into place: the one atomic
+    write of the project (store documents, result payloads, exports). Returns the bytes written.
+
+    ``durable`` fsyncs the file (and, with ``sync_dir``, its folder) before and after the rename;
+    ``make_parents`` creates missing folders; ``temp_name(name)`` names the temp file (default
+    ``.<name>.<random>.tmp``, hidden). A chunk iterator that raises leaves nothing behind.
+    """
+    path = os.fspath(path)
     folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    if make_parents and folder:
+        make_dirs(folder)
+    tmp = os.path.join(
+        folder, temp_name(name) if temp_name else f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    )
+    size = 0
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for chunk in chunks:
+                view = memoryview(chunk)
+                size += len(view)
+                while view:
+                    view = view[os.write(fd, view) :]
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -162,8 +194,9 @@ def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None, sync_di
     except BaseException:
         _discard(tmp)
         raise
-    if sync_dir:
-        fsync_dir(folder)
+    if durable and sync_dir:
+        fsync_dir(folder or ".")
+    return size
 
 
 def _discard(path: str) -> None:

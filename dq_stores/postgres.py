@@ -20,13 +20,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dq_stores.errors import InvalidArtifactError
-from dq_stores.sql.backend import (
-    SqlActionProfileStore,
-    SqlContractStore,
-    SqlJobDefinitionStore,
-    SqlJobRunStore,
-)
 from dq_stores.sql.engine import SqlEngine
+from dq_stores.sql.runs import SqlJobRunStore
+from dq_stores.sql.versioned import SqlActionProfileStore, SqlContractStore, SqlJobDefinitionStore
 
 __all__ = [
     "PostgresActionProfileStore",
@@ -42,10 +38,8 @@ def _postgres_only(url_or_engine: str | Engine | SqlEngine | None) -> str | Engi
         if not url_or_engine:
             raise InvalidArtifactError("no Postgres URL given and DQ_STORES_URL is not set", field="url")
     dialect = (
-        url_or_engine.dialect
-        if isinstance(url_or_engine, SqlEngine)
-        else url_or_engine.dialect.name
-        if isinstance(url_or_engine, Engine)
+        url_or_engine.dialect.name
+        if isinstance(url_or_engine, SqlEngine | Engine)
         else url_or_engine.split(":", 1)[0].split("+", 1)[0]
     )
     if dialect not in ("postgresql", "postgres"):

@@ -43,7 +43,7 @@ from dq_stores.models.common import CanonicalModel
 from dq_stores.scope import Scope, check_artifact_scope, validate_id
 
 if TYPE_CHECKING:
-    from dq_stores.registry import Stores
+    from dq_stores.stores import Stores
 
 __all__ = [
     "ScopedActionProfileStore",

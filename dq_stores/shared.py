@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 
 __all__ = ["Lease", "SharedStores", "shared_stores"]
 

@@ -381,7 +381,7 @@ def _location_allowed(x: ActionExecution, location: str) -> bool:
 
 
 def _do_store(x: ActionExecution, action: ActionConfig) -> tuple[int, str | None]:
-    from dq_stores.payloads import open_payload_store
+    from dq_stores.stores import open_payload_store
 
     params = action.parameters
     location = params.get("location", x.settings.store_location)

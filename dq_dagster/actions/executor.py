@@ -36,9 +36,9 @@ from dq_stores.models import (
     ValidationReport,
 )
 from dq_stores.models.common import utcnow
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 
 __all__ = ["record_outcomes", "run_actions"]
 

@@ -44,9 +44,9 @@ from dq_stores.models import (
     RunContractRef,
 )
 from dq_stores.models.common import utcnow
-from dq_stores.registry import Stores
 from dq_stores.scope import validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 from dq_stores.writer import derive_job_id
 
 __all__ = ["build_action_sensors"]

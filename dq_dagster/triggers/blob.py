@@ -31,8 +31,8 @@ from dq_dagster.triggers.request import (
 )
 from dq_stores.errors import InvalidArtifactError, StoreError
 from dq_stores.models import ExternalEventTrigger, JobDefinition, TriggerType
-from dq_stores.registry import Stores
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 
 if TYPE_CHECKING:
     import polars as pl

@@ -28,8 +28,8 @@ from dq_stores.models import (
     JobType,
     TriggerType,
 )
-from dq_stores.registry import Stores
 from dq_stores.scope import Scope, validate_id
+from dq_stores.stores import Stores
 from dq_stores.versions import version_key
 
 __all__ = [

@@ -25,8 +25,8 @@ from dq_dagster.triggers.request import (
 )
 from dq_stores.errors import InvalidArtifactError, StoreError
 from dq_stores.models import ScheduledTrigger, TriggerType
-from dq_stores.registry import Stores
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 
 __all__ = ["evaluate_schedules", "schedule_run_key"]
 

@@ -53,9 +53,9 @@ from dq_dagster.triggers.request import (
 from dq_dagster.triggers.schedules import evaluate_schedules
 from dq_stores.errors import InvalidArtifactError, StoreError
 from dq_stores.models import TriggerType
-from dq_stores.registry import Stores
 from dq_stores.scope import validate_id
 from dq_stores.secrets import redact
+from dq_stores.stores import Stores
 
 __all__ = [
     "JobDefinitionRunConfig",

@@ -117,6 +117,12 @@ from dq_stores.models.job_runs import (
     RunSummary as RunSummary,
 )
 from dq_stores.models.reports import (
+    REPORT_MODELS as REPORT_MODELS,
+)
+from dq_stores.models.reports import (
+    RESULT_EXTENSIONS as RESULT_EXTENSIONS,
+)
+from dq_stores.models.reports import (
     CleansingReport as CleansingReport,
 )
 from dq_stores.models.reports import (
@@ -151,4 +157,7 @@ from dq_stores.models.reports import (
 )
 from dq_stores.models.reports import (
     ValueCount as ValueCount,
+)
+from dq_stores.models.reports import (
+    result_extension as result_extension,
 )

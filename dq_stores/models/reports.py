@@ -16,6 +16,8 @@ from dq_stores.models.contracts import Severity
 
 __all__ = [
     "MAX_SAMPLE",
+    "REPORT_MODELS",
+    "RESULT_EXTENSIONS",
     "CleansingReport",
     "ColumnChange",
     "ColumnProfile",
@@ -28,6 +30,7 @@ __all__ = [
     "Transformation",
     "ValidationReport",
     "ValueCount",
+    "result_extension",
 ]
 
 MAX_SAMPLE = 20
@@ -151,3 +154,23 @@ class ProfilingSnapshot(_ReportBase):
 
 
 Report = ValidationReport | CleansingReport | ProfilingSnapshot
+"""Any report a DQ run produces."""
+
+REPORT_MODELS: dict[str, type[Report]] = {
+    "validation": ValidationReport,
+    "cleansing": CleansingReport,
+    "profiling": ProfilingSnapshot,
+}
+"""Report model by ``report_type`` (a stored result's ``result_type``)."""
+
+RESULT_EXTENSIONS: dict[str, str] = {
+    "application/json": "json",
+    "application/vnd.apache.parquet": "parquet",
+    "text/csv": "csv",
+}
+"""File extension of a stored result by content type (``bin`` for any other)."""
+
+
+def result_extension(content_type: str) -> str:
+    """``json``, ``parquet``, ``csv`` or ``bin``: the extension a result's file gets."""
+    return RESULT_EXTENSIONS.get(content_type.split(";", 1)[0].strip(), "bin")

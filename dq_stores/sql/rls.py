@@ -14,16 +14,17 @@ What lives here:
   bind-parameter form of ``SET LOCAL``, so the setting ends with the transaction and never leaks
   to the next user of a pooled connection. No scope set means empty settings: the transaction sees
   no row and may write none (fail closed);
-* RLS-aware stores (``open_rls_stores``): the SQL stores with every backend call run in the scope
-  it was made for, so the store's own queries are checked by the database too. A call inside an
-  application's ``rls_scope(...)`` block may only address that scope (``ScopeViolationError``
-  otherwise); a refusal by a policy is reported as ``ScopeViolationError``.
+* the scope hook (``RowLevelSecurity``): the SQL engine (``dq_stores.sql.engine``) asks it, for
+  every call, to scope the call's transaction - through the ``begin`` event above for multi-statement
+  transactions, and as a ``set_config`` pipelined with the statement and its ``COMMIT`` on the
+  single-statement fast path (one network round trip, so RLS mode keeps the fast path). A call
+  inside an application's ``rls_scope(...)`` block may only address that scope
+  (``ScopeViolationError`` otherwise); a refusal by a policy is reported as
+  ``ScopeViolationError``. ``open_stores(url, row_level_security=True)`` opens stores with it.
 
 Why per transaction (``SET LOCAL``) and not once per pooled connection (a session setting): a
 transaction-pooling proxy such as PgBouncer hands the server connection to another client between
-transactions, which would then inherit this client's scope. The price: in RLS mode every call runs
-in a SQLAlchemy transaction (the single-statement autocommit fast path of ``dq_stores.sql.engine``
-is switched off, since no ``begin`` event fires there), one extra statement per call.
+transactions, which would then inherit this client's scope.
 
 The environment ``*`` (never a valid environment id) in a read means "every environment of the
 tenant" (``JobRunStore.list_by_tenant(tenant)``); writes always need one concrete environment.
@@ -32,19 +33,18 @@ What it protects against: a query that forgets its tenant filter, a bug that wri
 wrong scope, a reporting tool or ad-hoc SQL run through the application's connection. What it does
 not: anyone who can run arbitrary SQL as the application role can call ``set_config`` themselves;
 keep the role's credentials as secret as the data. Superusers and roles with ``BYPASSRLS`` are
-never subject to RLS, which is why ``open_rls_stores`` refuses to run as one.
+never subject to RLS, which is why RLS mode refuses to open as one.
 
-What must not live here: queries of the stores (``dq_stores.sql.backend``) or engine creation
-(``dq_stores.sql.engine``).
+What must not live here: the stores or their queries (``dq_stores.sql.versioned`` / ``.runs``),
+engine creation (``dq_stores.sql.engine``), opening (``dq_stores.sql.backend``).
 """
 
 from __future__ import annotations
 
-import builtins
 import contextvars
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,33 +53,18 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from dq_stores.base import Revision, RunFilters, StoredDoc, VersionFilters
 from dq_stores.errors import InvalidArtifactError, ScopeViolationError, StoreError
-from dq_stores.kinds import ArtifactIndex, RunIndex
-from dq_stores.models import JobRun
-from dq_stores.registry import Stores
-from dq_stores.scope import Scope, validate_id
-from dq_stores.sql.backend import (
-    SqlActionProfileStore,
-    SqlContractStore,
-    SqlJobDefinitionStore,
-    SqlJobRunStore,
-    _SqlVersioned,
-    connect_sql,
-)
-from dq_stores.sql.engine import SqlEngine, create_sql_engine
+from dq_stores.scope import validate_id
 from dq_stores.sql.schema import metadata, store_info
+from dq_stores.stores import Stores
 
 __all__ = [
     "ALL_ENVIRONMENTS",
     "ENVIRONMENT_SETTING",
     "POLICY_NAME",
     "TENANT_SETTING",
-    "RlsActionProfileStore",
-    "RlsContractStore",
-    "RlsJobDefinitionStore",
-    "RlsJobRunStore",
     "RlsScope",
+    "RowLevelSecurity",
     "check_row_level_security",
     "create_app_role",
     "current_rls_scope",
@@ -343,225 +328,51 @@ def check_row_level_security(engine: Engine) -> list[str]:
 # -- the stores ------------------------------------------------------------------------------------
 
 
-def _is_policy_refusal(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    if not isinstance(cause, sa_exc.DBAPIError):
-        return False
-    return getattr(cause.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE and "row-level security" in str(
-        cause.orig
-    )
+# -- the scope hook ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _call_scope(tenant: str, environment: str | None) -> Iterator[None]:
-    """Run one backend call in its own scope (inside the application's, if one is in force)."""
-    try:
-        with rls_scope(tenant, environment):
-            yield
-    except StoreError as exc:
-        if not isinstance(exc, ScopeViolationError) and _is_policy_refusal(exc):
+class RowLevelSecurity:
+    """The ``ScopeHook`` of ``dq_stores.sql.engine`` for RLS mode: each call's transaction is
+    scoped to the call's tenant and environment (environment ``None``: a read of every
+    environment of the tenant), inside the application's own ``rls_scope`` if one is in force.
+    """
+
+    def __repr__(self) -> str:
+        return "RowLevelSecurity()"
+
+    def check(self, tenant: str, environment: str | None) -> None:
+        outer = _CURRENT.get()
+        if outer is not None and not outer.allows(tenant, environment):
             where = f"{tenant}/{environment or ALL_ENVIRONMENTS}"
             raise ScopeViolationError(
-                f"the database's row-level security refused a write outside scope {where}"
-            ) from exc
-        raise
+                f"scope {where} is outside the row-level security scope {outer} in force"
+            )
+
+    def enter(self, tenant: str, environment: str | None) -> AbstractContextManager[None]:
+        self.check(tenant, environment)
+        return _entered(tenant, environment)
+
+    def setting(self, tenant: str, environment: str | None) -> tuple[str, dict[str, Any]]:
+        self.check(tenant, environment)
+        return (
+            "SELECT set_config(%(tk)s, %(t)s, true), set_config(%(ek)s, %(e)s, true)",
+            {
+                "tk": TENANT_SETTING,
+                "t": tenant,
+                "ek": ENVIRONMENT_SETTING,
+                "e": environment or ALL_ENVIRONMENTS,
+            },
+        )
 
 
 @contextmanager
-def _scoped_listing(tenant: str | None, environment: str | None) -> Iterator[None]:
-    if tenant is None:
-        raise StoreError(
-            "with row-level security the stores see one tenant at a time: list the scopes of a "
-            "tenant (tenant=...)"
-        )
-    with _call_scope(tenant, environment):
+def _entered(tenant: str, environment: str | None) -> Iterator[None]:
+    with rls_scope(tenant, environment):
         yield
 
 
-class _RlsVersioned(_SqlVersioned):
-    supports_listing_all_scopes = False
+def open_rls_stores(url: str, **options: Any) -> Stores:
+    """``open_stores(url, row_level_security=True, ...)`` (kept for existing callers)."""
+    from dq_stores.stores import open_stores
 
-    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
-        with _scoped_listing(tenant, environment):
-            return super()._list_scopes(tenant, environment)
-
-    def _put(
-        self,
-        scope: Scope,
-        index: ArtifactIndex,
-        document: bytes,
-        content_hash: str,
-        *,
-        if_match: str | None,
-        create_only: bool,
-    ) -> str:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._put(
-                scope, index, document, content_hash, if_match=if_match, create_only=create_only
-            )
-
-    def _get(self, scope: Scope, artifact_id: str, version: str | None) -> StoredDoc | None:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._get(scope, artifact_id, version)
-
-    def _list(
-        self, scope: Scope, limit: int, after: builtins.list[Any] | None, filters: VersionFilters
-    ) -> tuple[builtins.list[bytes | str], str | None]:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._list(scope, limit, after, filters)
-
-    def _delete(self, scope: Scope, artifact_id: str, version: str | None, if_match: str | None) -> bool:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._delete(scope, artifact_id, version, if_match)
-
-    def _history(self, scope: Scope, artifact_id: str, version: str) -> builtins.list[Revision]:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._history(scope, artifact_id, version)
-
-    def _get_revision(
-        self, scope: Scope, artifact_id: str, version: str, revision: int
-    ) -> bytes | str | None:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._get_revision(scope, artifact_id, version, revision)
-
-
-class RlsContractStore(_RlsVersioned, SqlContractStore):
-    """``SqlContractStore`` whose every transaction is restricted to the call's scope."""
-
-    def _get_latest_for_dataset(self, scope: Scope, dataset_type: str) -> StoredDoc | None:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._get_latest_for_dataset(scope, dataset_type)
-
-
-class RlsJobDefinitionStore(_RlsVersioned, SqlJobDefinitionStore):
-    """``SqlJobDefinitionStore`` whose every transaction is restricted to the call's scope."""
-
-
-class RlsActionProfileStore(_RlsVersioned, SqlActionProfileStore):
-    """``SqlActionProfileStore`` whose every transaction is restricted to the call's scope."""
-
-
-class RlsJobRunStore(SqlJobRunStore):
-    """``SqlJobRunStore`` whose every transaction is restricted to the call's scope.
-
-    ``put_many`` of runs from several scopes writes one transaction per scope (a transaction has
-    one scope), in the order the scopes first appear.
-    """
-
-    supports_listing_all_scopes = False
-
-    def _list_scopes(self, tenant: str | None, environment: str | None) -> builtins.list[Scope]:
-        with _scoped_listing(tenant, environment):
-            return super()._list_scopes(tenant, environment)
-
-    def _put_inline(self, scope: Scope, job_id: str, body: bytes, sha256: str, content_type: str) -> None:
-        with _call_scope(scope.tenant, scope.environment):
-            super()._put_inline(scope, job_id, body, sha256, content_type)
-
-    def _get_inline(self, scope: Scope, job_id: str, sha256: str) -> bytes | None:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._get_inline(scope, job_id, sha256)
-
-    def _delete_inline(self, scope: Scope, job_id: str, keep: str | None = None) -> None:
-        with _call_scope(scope.tenant, scope.environment):
-            super()._delete_inline(scope, job_id, keep)
-
-    def _put_run(
-        self,
-        scope: Scope,
-        index: RunIndex,
-        document: bytes,
-        content_hash: str,
-        *,
-        if_match: str | None,
-        create_only: bool,
-    ) -> str:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._put_run(
-                scope, index, document, content_hash, if_match=if_match, create_only=create_only
-            )
-
-    def _get_run(self, scope: Scope, job_id: str) -> StoredDoc | None:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._get_run(scope, job_id)
-
-    def _list_runs(
-        self,
-        tenant: str,
-        environment: str | None,
-        limit: int,
-        after: builtins.list[Any] | None,
-        filters: RunFilters,
-    ) -> tuple[builtins.list[bytes | str], str | None]:
-        with _call_scope(tenant, environment):
-            return super()._list_runs(tenant, environment, limit, after, filters)
-
-    def _delete_run(self, scope: Scope, job_id: str, if_match: str | None) -> bool:
-        with _call_scope(scope.tenant, scope.environment):
-            return super()._delete_run(scope, job_id, if_match)
-
-    def put_many(self, runs: Sequence[JobRun]) -> builtins.list[str]:
-        groups: dict[Scope, list[int]] = {}
-        models = [self._coerce(run) for run in runs]
-        for i, model in enumerate(models):
-            groups.setdefault(Scope(model.tenant_id, model.environment), []).append(i)
-        etags: list[str] = [""] * len(models)
-        for scope, positions in groups.items():
-            with _call_scope(scope.tenant, scope.environment):
-                written = super().put_many([models[i] for i in positions])
-            for i, etag in zip(positions, written, strict=True):
-                etags[i] = etag
-        return etags
-
-
-def open_rls_stores(
-    url: str,
-    *,
-    schema: str | None = None,
-    results_url: str | None = None,
-    offload_threshold: int | None = None,
-    results_options: dict[str, Any] | None = None,
-    verify: bool = True,
-    create: bool = True,
-    **engine_kwargs: Any,
-) -> Stores:
-    """The four SQL stores on PostgreSQL with every transaction restricted to its call's scope.
-
-    ``url`` should name the application role (see ``create_app_role``); with ``verify`` (the
-    default) opening fails with ``StoreError`` unless ``check_row_level_security`` finds nothing
-    wrong, so the mode can never silently run unprotected (as a superuser, or before
-    ``enable_row_level_security`` ran).
-    """
-    from dq_stores.payloads import open_payload_store
-    from dq_stores.secrets import redact
-
-    engine = install_scope_hook(create_sql_engine(url, schema=schema, **engine_kwargs))
-    try:
-        db: SqlEngine = connect_sql(engine, auto_upgrade=False, create=create)
-        # The single-statement fast path runs on the raw driver connection in autocommit, where no
-        # SQLAlchemy "begin" event fires, so no scope would be set (every call would see nothing):
-        # in RLS mode every statement goes through a SQLAlchemy transaction.
-        db.fast = False
-        if verify:
-            with db._translate():
-                problems = check_row_level_security(engine)
-            if problems:
-                raise StoreError(
-                    f"row-level security does not hold for {db.url_for_messages}: " + "; ".join(problems)
-                )
-        payloads = open_payload_store(results_url, **(results_options or {})) if results_url else None
-    except BaseException:
-        engine.dispose()
-        raise
-    stores = Stores(
-        contracts=RlsContractStore(db),
-        job_definitions=RlsJobDefinitionStore(db),
-        action_profiles=RlsActionProfileStore(db),
-        job_runs=RlsJobRunStore(db),
-        url=redact(url),
-    )
-    stores.job_runs.configure_results(payloads, offload_threshold)
-    stores.add_closer(engine.dispose)
-    if payloads is not None:
-        stores.add_closer(payloads.close)
-    return stores
+    return open_stores(url, use_env=False, row_level_security=True, **options)

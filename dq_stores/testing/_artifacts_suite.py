@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from dq_stores.base import MAX_PAGE_SIZE, encode_cursor
 from dq_stores.canonical import sha256_hex
 from dq_stores.errors import ConflictError, InvalidArtifactError, NotFoundError
+from dq_stores.inputs import MAX_PAGE_SIZE, encode_cursor
 from dq_stores.models import ActionType, LifecycleStatus, TriggerType
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._cases import (
     VersionedCase,
     assert_invalid,

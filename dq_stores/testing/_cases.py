@@ -16,7 +16,7 @@ from dq_stores.canonical import canonical_json
 from dq_stores.errors import InvalidArtifactError
 from dq_stores.models import DataContract
 from dq_stores.models.common import CanonicalModel
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing.builders import (
     make_action_profile,
     make_contract,

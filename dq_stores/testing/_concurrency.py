@@ -17,7 +17,7 @@ from typing import Any
 
 from dq_stores.base import JobRunStore, VersionedStore
 from dq_stores.errors import ConflictError
-from dq_stores.registry import Stores, open_stores
+from dq_stores.stores import Stores, open_stores
 from dq_stores.testing.builders import replace_fields
 
 __all__ = ["increment", "store_of_kind"]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from dq_stores.errors import ConflictError
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._cases import VersionedCase, require_capability
 from dq_stores.testing._concurrency import increment
 from dq_stores.testing.builders import BASE_TIME, make_contract, make_run

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from dq_stores.base import MAX_PAGE_SIZE, JobRunStore, RunFilters, decode_cursor, encode_cursor
+from dq_stores.base import JobRunStore, RunFilters
 from dq_stores.canonical import sha256_hex
 from dq_stores.errors import ConflictError, InvalidArtifactError
+from dq_stores.inputs import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from dq_stores.models import ALLOWED_TRANSITIONS, JobRun, JobRunStatus, JobType
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._cases import assert_invalid, canon, collect_pages, pager
 from dq_stores.testing.builders import BASE_TIME, load_fixture, make_run, replace_fields
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dq_stores.errors import ConflictError, InvalidArtifactError
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._cases import BAD_IDS, VersionedCase, canon, versioned_case
 from dq_stores.testing.builders import BASE_TIME, make_contract, make_run, replace_fields
 

@@ -4,7 +4,7 @@ Like Dagster's ``TestRunStorage``: ``StoreConformance`` holds the tests (written
 ``_*_suite`` modules, against the Store API of ``dq_stores.base``) and a ``stores`` fixture that a
 backend's test module overrides. A backend is wired in with a three-line subclass::
 
-    from dq_stores.registry import open_stores
+    from dq_stores.stores import open_stores
     from dq_stores.testing import StoreConformance
 
     class TestSqliteStores(StoreConformance):
@@ -13,7 +13,8 @@ backend's test module overrides. A backend is wired in with a three-line subclas
             with open_stores(f"sqlite:///{tmp_path}/dq.db") as s:
                 yield s
 
-A subclass may also override ``stores_location`` (the URL and options another process can pass
+The stores must have a results location (the backend's default, or ``results_url=``): the
+claim-check tests offload to it. A subclass may also override ``stores_location`` (the URL and options another process can pass
 to ``open_stores`` to reach the same data) to run the cross-process concurrency test. The suite
 skips only what a store declares with its ``supports_*`` flags. Every test uses a fresh tenant id,
 so a subclass may share one database (or schema) across tests. This module must not import any
@@ -26,10 +27,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from dq_stores.registry import Stores
+from dq_stores.stores import Stores
 from dq_stores.testing._artifacts_suite import VersionedArtifactTests
 from dq_stores.testing._cases import VERSIONED_KINDS, VersionedCase, versioned_case
 from dq_stores.testing._concurrency_suite import ConcurrencyTests
+from dq_stores.testing._results_suite import ResultTests
 from dq_stores.testing._runs_suite import JobRunTests
 from dq_stores.testing._scope_suite import ScopeTests
 from dq_stores.testing.builders import unique_id
@@ -40,7 +42,7 @@ StoresLocation = tuple[str, dict[str, Any]]
 """``(url, options)`` for ``open_stores(url, **options)`` in another process."""
 
 
-class StoreConformance(VersionedArtifactTests, JobRunTests, ScopeTests, ConcurrencyTests):
+class StoreConformance(VersionedArtifactTests, JobRunTests, ResultTests, ScopeTests, ConcurrencyTests):
     """Every rule of the Store API, for one backend. Subclass it and override ``stores``."""
 
     # Not collected itself; every subclass is (unless it sets ``__test__`` itself).
@@ -53,7 +55,9 @@ class StoreConformance(VersionedArtifactTests, JobRunTests, ScopeTests, Concurre
 
     @pytest.fixture
     def stores(self) -> Stores:
-        """The four stores of the backend under test, empty or shared (tenants are unique)."""
+        """The four stores of the backend under test, empty or shared (tenants are unique), with a
+        results location (the claim-check tests offload results to it).
+        """
         pytest.fail(f"{type(self).__name__} must override the `stores` fixture", pytrace=False)
 
     @pytest.fixture

@@ -9,5 +9,5 @@ from dq_stores.testing import StoreConformance
 class TestMemoryStores(StoreConformance):
     @pytest.fixture
     def stores(self):
-        with open_stores("memory://") as s:
+        with open_stores("memory://", results_url="memory://") as s:
             yield s

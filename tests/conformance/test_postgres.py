@@ -15,8 +15,9 @@ pytestmark = pytest.mark.postgres
 
 class TestPostgresStores(StoreConformance):
     @pytest.fixture(scope="class")
-    def pg_location(self, pg_url, make_pg_schema):
-        return pg_url, {"schema": make_pg_schema()}
+    def pg_location(self, pg_url, make_pg_schema, tmp_path_factory):
+        results = tmp_path_factory.mktemp("pg-results").as_uri()
+        return pg_url, {"schema": make_pg_schema(), "results_url": results}
 
     @pytest.fixture(scope="class")
     def class_stores(self, pg_location):

@@ -29,11 +29,11 @@ from dq_stores.errors import ScopeViolationError, StoreError
 from dq_stores.kinds import RunIndex
 from dq_stores.registry import Stores, open_stores
 from dq_stores.scope import Scope
-from dq_stores.sql.backend import SqlJobRunStore
+from dq_stores.sql import queries as q
 from dq_stores.sql.engine import create_sql_engine
 from dq_stores.sql.migrate import upgrade
 from dq_stores.sql.rls import (
-    RlsJobRunStore,
+    RowLevelSecurity,
     check_row_level_security,
     create_app_role,
     disable_row_level_security,
@@ -42,6 +42,7 @@ from dq_stores.sql.rls import (
     open_rls_stores,
     rls_scope,
 )
+from dq_stores.sql.runs import SqlJobRunStore
 from dq_stores.sql.schema import metadata
 from dq_stores.testing import StoreConformance
 from dq_stores.testing.builders import (
@@ -272,24 +273,23 @@ def test_a_store_writing_into_the_wrong_scope_is_stopped_by_the_database(
     seeded: tuple[RlsDatabase, str, str],
 ) -> None:
     """A store bug (the transaction is A's, the row is B's) meets the policy, not our checks: the
-    plain SQL primitive ``_put_run`` is called for B inside A's scope, bypassing every check in
-    Python, and the database refuses the row."""
+    run upsert of B's row is sent through the engine's fast path scoped to A, bypassing every
+    check in Python, and the database refuses the row."""
     db, a, b = seeded
     run = make_run(b, "prod", "bug")
     document = canonical_json(run)
     with open_rls_stores(db.app_url, schema=db.schema) as stores:
         runs = stores.job_runs
-        assert isinstance(runs, RlsJobRunStore)
-        with rls_scope(a, "prod"), pytest.raises(StoreError) as refused:
-            SqlJobRunStore._put_run(
-                runs,
-                Scope(b, "prod"),
-                RunIndex.of(run),
-                document,
-                sha256_hex(document),
-                if_match=None,
-                create_only=False,
-            )
+        assert isinstance(runs, SqlJobRunStore)
+        assert isinstance(runs._db.scope_hook, RowLevelSecurity)
+        assert runs._db.fast  # RLS mode keeps the single-statement fast path
+        values = runs._run_values(
+            Scope(b, "prod"), RunIndex.of(run), document, sha256_hex(document), "e1", q.now()
+        )
+        query = q.upsert_run_query(runs._db.dialect.name, "succeeded", False, False)
+        with pytest.raises(StoreError) as refused:
+            runs._db.execute(query, {f"new_{k}": v for k, v in values.items()}, (a, "prod"))
+        assert isinstance(refused.value, ScopeViolationError)
         assert _refused_by_policy(refused.value), refused.value
         assert runs.get(b, "prod", "bug") is None
     assert not [r for r in db.owner_rows("dq_job_runs") if r[2] == "bug"]
@@ -340,15 +340,25 @@ class TestRlsStoresConformance(StoreConformance):
         yield from rls_database(pg_url, make_pg_schema)
 
     @pytest.fixture(scope="class")
-    def class_stores(self, class_db: RlsDatabase) -> Iterator[Stores]:
+    def results_url(self, tmp_path_factory: pytest.TempPathFactory) -> str:
+        return tmp_path_factory.mktemp("rls-results").as_uri()
+
+    @pytest.fixture(scope="class")
+    def class_stores(self, class_db: RlsDatabase, results_url: str) -> Iterator[Stores]:
         # Through the public entry point: open_stores(..., row_level_security=True).
-        with open_stores(class_db.app_url, schema=class_db.schema, row_level_security=True) as stores:
-            assert type(stores.job_runs).__name__ == "RlsJobRunStore"
+        with open_stores(
+            class_db.app_url, schema=class_db.schema, row_level_security=True, results_url=results_url
+        ) as stores:
+            assert isinstance(stores.job_runs._db.scope_hook, RowLevelSecurity)
             yield stores
 
     @pytest.fixture
-    def stores_location(self, class_db: RlsDatabase) -> tuple[str, dict[str, Any]]:
-        return class_db.app_url, {"schema": class_db.schema, "row_level_security": True}
+    def stores_location(self, class_db: RlsDatabase, results_url: str) -> tuple[str, dict[str, Any]]:
+        return class_db.app_url, {
+            "schema": class_db.schema,
+            "row_level_security": True,
+            "results_url": results_url,
+        }
 
     @pytest.fixture
     def stores(self, class_stores: Stores) -> Stores:
