@@ -8,6 +8,7 @@ generates each tenant's raw delivery. Configuration: ``DQ_STORES_URL``, ``DQ_STO
 ``$DAGSTER_HOME/dq`` or ``.dq/``.
 """
 
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,11 @@ def build_definitions(stores: DQStoresResource | None = None) -> Definitions:
     backend than the environment's (its tenants, rules and resources are used instead).
     """
     if stores is None:
-        return load_defs(demo_defs, project_root=PROJECT_ROOT)
+        # ``load_defs`` (deprecated in favour of ``load_from_defs_folder``) needs no dg project
+        # file, so the demo also loads from an installed wheel; the repository's dg.toml serves `dg`.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*load_defs.*", category=DeprecationWarning)
+            return load_defs(demo_defs, project_root=PROJECT_ROOT)
     # The same attributes as defs/billing/defs.yaml, on the given backend.
     component = DataQualityComponent(
         datasets=[DatasetAttributes(dataset_type=DATASET_TYPE, source=SourceAttributes(asset="raw_billing"))],
