@@ -43,6 +43,9 @@ class Config:
     claim_bytes: int = 50 * 1024 * 1024
     # 8: Dagster
     assets: int = 20
+    # 15: loading the component's code location
+    load_tenants: int = 100
+    load_rows: int = 20_000
     # 9-12: engine
     rows: int = 1_000_000
     csv_bytes: int = 50 * 1024 * 1024
@@ -71,6 +74,8 @@ class Config:
             versions=5,
             claim_bytes=1024 * 1024,
             assets=3,
+            load_tenants=3,
+            load_rows=500,
             rows=5_000,
             csv_bytes=200_000,
             target_seconds=0.01,

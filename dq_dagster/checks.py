@@ -25,7 +25,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from dagster import (
@@ -59,6 +59,7 @@ __all__ = [
     "Quarantine",
     "build_check_specs",
     "check_name",
+    "check_names",
     "check_results",
     "column_schema",
     "quarantine_hard_failures",
@@ -85,7 +86,7 @@ def _plan(contract: DataContract | DatasetContract | RulePlan, dataset_type: str
     return contract if isinstance(contract, RulePlan) else compile_rules(contract, dataset_type)
 
 
-def _names(rule_ids: Sequence[str]) -> dict[str, str]:
+def check_names(rule_ids: Sequence[str]) -> dict[str, str]:
     """Rule id -> check name; ids whose names would collide get a short hash of the id appended."""
     by_name: dict[str, list[str]] = {}
     for rule_id in rule_ids:
@@ -118,7 +119,7 @@ def build_check_specs(
     """
     plan = _plan(contract, dataset_type)
     key = AssetKey.from_coercible(asset)
-    names = _names([r.rule_id for r in plan.rules])
+    names = check_names([r.rule_id for r in plan.rules])
     specs = []
     for rule in plan.rules:
         hard = Severity(rule.severity) is Severity.HARD
@@ -175,12 +176,17 @@ def _rule_metadata(rule: RuleResult, report: ValidationReport) -> dict[str, Meta
     return meta
 
 
-def check_results(report: ValidationReport, specs: Iterable[AssetCheckSpec]) -> CheckOutcome:
+def check_results(
+    report: ValidationReport, specs: Iterable[AssetCheckSpec], *, missing: Literal["warn", "skip"] = "warn"
+) -> CheckOutcome:
     """One ``AssetCheckResult`` per spec (built by ``build_check_specs``) from ``report``.
 
     A result's severity is the one the report's rule has (the run-time contract decides: a rule
     made soft since the code location loaded fails as WARN, which never blocks). A spec whose rule
-    the report lacks fails as WARN with ``evaluated: false``.
+    the report lacks is listed in ``not_evaluated`` and, with ``missing="warn"``, fails as WARN
+    with ``evaluated: false``; with ``missing="skip"`` it gets no result, which Dagster records as
+    a skipped check (never as passed): what ``DataQualityComponent`` does for a rule a tenant's
+    contract does not have.
     """
     by_id = {r.rule_id: r for r in report.rules}
     results: list[AssetCheckResult] = []
@@ -194,6 +200,8 @@ def check_results(report: ValidationReport, specs: Iterable[AssetCheckSpec]) -> 
         rule = by_id.get(rule_id)
         if rule is None:
             not_evaluated.append(rule_id)
+            if missing == "skip":
+                continue
             version = (
                 f"{report.contract_id}@{report.contract_version}" if report.contract_id else "the contract"
             )

@@ -3,8 +3,9 @@ tenant, print the job runs the store now holds.
 
 Steps: open the DQ stores the demo code location uses (``DQ_STORES_URL`` if set, else SQLite
 under ``$DAGSTER_HOME/dq`` or ``.dq/`` in the current folder); import the bundled example
-artifacts (validated first, idempotent: a second run writes nothing); materialise every asset of
-``dq_dagster.definitions`` for every tenant partition in this process; read the job runs back
+artifacts (validated first, idempotent: a second run writes nothing); load the demo's ``defs/``
+folder (the ``DataQualityComponent`` reads its tenants from the store just seeded) and run its
+``billing_dq_pipeline`` job for every tenant partition in this process; read the job runs back
 through ``JobRunStore.list_by_tenant`` and print them as a table; say how to open the UI.
 
 Dagster runs go to the instance under ``$DAGSTER_HOME`` when it is set (so ``dagster dev`` with the
@@ -22,16 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from dq_dagster.definitions import (
-    ARTIFACTS_DIR,
-    ENVIRONMENT,
-    TENANTS,
-    billing_assets,
-    build_resources,
-    stores_from_env,
-)
+from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
+from dq_dagster.definitions import ARTIFACTS_DIR, DATASET_TYPE, ENVIRONMENT, build_definitions
+from dq_dagster.discovery import contracts_by_tenant
 from dq_stores.models import JobRun
 from dq_stores.secrets import redact
 from dq_stores.stores import Stores
@@ -48,6 +44,9 @@ def _say(out: TextIO, text: str) -> None:
     print(text, file=out, flush=True)
 
 
+JOB = f"{DATASET_TYPE}_dq_pipeline"
+
+
 def _seed(stores: Stores, out: TextIO) -> None:
     artifacts, problems = load_artifacts([ARTIFACTS_DIR])
     if problems:
@@ -60,7 +59,8 @@ def _seed(stores: Stores, out: TextIO) -> None:
         counts[done.action] = counts.get(done.action, 0) + 1
     words = {"create": "created", "update": "updated"}
     summary = ", ".join(f"{n} {words.get(action, action)}" for action, n in sorted(counts.items()))
-    _say(out, f"      {len(artifacts)} artifacts for tenants {', '.join(TENANTS)} / {ENVIRONMENT}: {summary}")
+    tenants = sorted({a.model.tenant_id for a in artifacts})
+    _say(out, f"      {len(artifacts)} artifacts for tenants {', '.join(tenants)} / {ENVIRONMENT}: {summary}")
 
 
 def _row(run: JobRun) -> tuple[str, ...]:
@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     del argv  # no options: configuration comes from the environment, as for the code location
     out = out or sys.stdout
     started = time.perf_counter()
-    backend = stores_from_env()
+    backend = DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type=DATASET_TYPE, source=SourceAttributes(asset="raw_billing"))]
+    ).stores_resource(resolved=True)
     home = os.environ.get("DAGSTER_HOME")
 
     _say(out, "[1/4] opening the DQ stores")
@@ -112,26 +114,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _say(out, f"      results:  {redact(repr(payloads)) if payloads is not None else 'inline only'}")
         _say(out, f"[2/4] importing the example artifacts from {ARTIFACTS_DIR}")
         _seed(stores, out)
+        tenants = sorted(contracts_by_tenant(stores, ENVIRONMENT, [DATASET_TYPE])[DATASET_TYPE])
 
-    keys = sum(len(a.keys) for a in billing_assets)
-    _say(
-        out,
-        f"[3/4] materialising {keys} assets ({len(billing_assets)} steps) for each of {len(TENANTS)} tenants",
-    )
+    defs = build_definitions()
+    job = defs.resolve_job_def(JOB)
+    steps = len(job.graph.node_defs)
+    _say(out, f"[3/4] running {JOB} ({steps} steps) for each of {len(tenants)} tenants, read from the store")
     instance = DagsterInstance.get() if home else DagsterInstance.ephemeral()
     run_ids: dict[str, str] = {}
     failed = 0
     with instance:
-        resources = build_resources(backend)
-        for tenant in TENANTS:
+        for tenant in tenants:
             t0 = time.perf_counter()
-            result = materialize(
-                billing_assets,
-                partition_key=tenant,
-                resources=resources,
-                instance=instance,
-                run_config=_QUIET,
-                raise_on_error=False,
+            result = job.execute_in_process(
+                partition_key=tenant, instance=instance, run_config=_QUIET, raise_on_error=False
             )
             run_ids[result.run_id] = tenant
             checks = result.get_asset_check_evaluations()
@@ -149,7 +145,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     rows: list[tuple[str, ...]] = []
     older = 0
     with backend.open() as stores:
-        for tenant in TENANTS:
+        for tenant in tenants:
             for run in stores.job_runs.list_by_tenant(tenant, ENVIRONMENT):
                 if run.orchestrator is not None and run.orchestrator.run_id in run_ids:
                     rows.append(_row(run))
@@ -158,17 +154,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     _say(out, _table(rows) if rows else "  (no job runs recorded)")
     if older:
         _say(out, f"  ({older} job runs of earlier runs not shown)")
-    _say(out, "The same runs from the command line (every line starting with $ runs as printed):")
-    cli = _cli_hint(stores_url)
-    _say(out, f"  $ {cli} ls runs --tenant {TENANTS[0]} --env {ENVIRONMENT}")
-    _say(out, f"  $ {cli} ls contracts --tenant {TENANTS[1]} --env {ENVIRONMENT}")
+    if tenants:
+        _say(out, "The same runs from the command line (every line starting with $ runs as printed):")
+        cli = _cli_hint(stores_url)
+        _say(out, f"  $ {cli} ls runs --tenant {tenants[0]} --env {ENVIRONMENT}")
+        _say(out, f"  $ {cli} ls contracts --tenant {tenants[-1]} --env {ENVIRONMENT}")
 
     _say(out, f"\nDone in {time.perf_counter() - started:.1f} s.")
     _say(out, "Open the Dagster UI on this code location:  make ui   (runs `dagster dev -w workspace.yaml`)")
     _say(
-        out, "then http://127.0.0.1:3000 -> Assets -> billing group: materialize a tenant partition, see the"
+        out,
+        f"then http://127.0.0.1:3000 -> Assets -> {DATASET_TYPE} group: materialize a tenant partition, see the",
     )
-    _say(out, "asset checks on billing_cleansed and the dq/* metadata (job run id, pass rate, failed rules).")
+    _say(
+        out,
+        f"asset checks on {DATASET_TYPE}_cleansed and the dq/* metadata (job run id, pass rate, failed rules).",
+    )
+    _say(
+        out,
+        "A new tenant: `dq-stores import <folder with its contract>`, then Reload the code location in the UI.",
+    )
     if not home:
         _say(
             out, "These runs went to an ephemeral Dagster instance; set DAGSTER_HOME to keep them for the UI."

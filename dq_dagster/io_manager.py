@@ -1,6 +1,6 @@
 """``JobRunIOManager``: every validation / cleansing / profiling output becomes a stored job run.
 
-A thin Dagster layer over ``dq_dagster.writer.JobRunWriter`` (which holds the logic and is tested
+A thin Dagster layer over ``dq_stores.writer.JobRunWriter`` (which holds the logic and is tested
 without Dagster): ``handle_output`` turns the output context into an ``OutputOrigin`` and a tenant
 scope (the bound tenant, or the one the partition names), lets the writer record the run and its
 result, and attaches UI metadata (job run id, result location, pass rate, row count, failed-rule
@@ -29,10 +29,10 @@ from dagster import (
 from pydantic import Field
 
 from dq_dagster.resources import DQStoresResource, partition_tenant
-from dq_dagster.scoped import ScopedJobRunStore, TenantPolicy
-from dq_dagster.writer import FrameLibrary, JobRunWriter, OutputOrigin, WrittenRun
 from dq_stores.scope import Scope
+from dq_stores.scoped import ScopedJobRunStore, TenantPolicy
 from dq_stores.secrets import redact
+from dq_stores.writer import FrameLibrary, JobRunWriter, OutputOrigin, WrittenRun
 
 __all__ = ["JobRunIOManager", "output_metadata"]
 
@@ -103,6 +103,15 @@ def _frame_library(context: InputContext) -> FrameLibrary | None:
     return None
 
 
+def _run_tags(context: OutputContext) -> Mapping[str, str]:
+    """The tags of the run producing the output ({} when the context has no run, e.g. in tests)."""
+    try:
+        step = context.step_context
+    except Exception:  # no step context (build_output_context): no run tags to read
+        return {}
+    return step.dagster_run.tags or {}
+
+
 def _str_meta(metadata: Mapping[str, Any], key: str) -> str | None:
     value = metadata.get(key)
     value = getattr(value, "value", value)  # a MetadataValue.text(...) or a plain string
@@ -115,7 +124,10 @@ class JobRunIOManager(ConfigurableIOManager):
     them back for downstream assets.
 
     Contract and dataset of a DataFrame output can be given as asset metadata ``dq/contract_id``,
-    ``dq/contract_version``, ``dq/dataset_type``, ``dq/job_definition_id``.
+    ``dq/contract_version``, ``dq/dataset_type``. The job definition a run serves comes from the
+    run's ``dq/job_definition_id`` tag (set by the sensors and by manual launches), else from
+    asset metadata ``dq/job_definition_id``; an ``Output``'s own metadata ``dq/job_definition_id`` wins
+    (what ``DataQualityComponent`` sets after resolving a launch without the tag).
     """
 
     stores: ResourceDependency[DQStoresResource] = Field(
@@ -180,13 +192,16 @@ class JobRunIOManager(ConfigurableIOManager):
             job_name=context.job_name,
         )
         meta = context.definition_metadata or {}
+        tags = _run_tags(context)
         written = self._writer(scope).write(
             obj,
             origin,
             contract_id=_str_meta(meta, "dq/contract_id"),
             contract_version=_str_meta(meta, "dq/contract_version"),
             dataset_type=_str_meta(meta, "dq/dataset_type"),
-            job_definition_id=_str_meta(meta, "dq/job_definition_id"),
+            job_definition_id=_str_meta(context.output_metadata or {}, "dq/job_definition_id")
+            or tags.get("dq/job_definition_id")
+            or _str_meta(meta, "dq/job_definition_id"),
         )
         if written.replaced_status is not None:
             context.log.warning(

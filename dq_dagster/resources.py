@@ -1,28 +1,34 @@
 """Dagster resources for the DQ stores: one backend resource, one tenant-bound resource per store.
 
 ``DQStoresResource`` says where the stores live (metadata URL, Postgres schema, results location,
-offload threshold) and opens them with ``dq_stores.registry.open_stores`` when a run (or sensor,
-or schedule tick) initialises it, closing them at teardown: nothing is opened at import time and
-nothing is shared between runs. Secrets (a password in the URL, an Azure connection string)
+offload threshold) and opens them with ``dq_stores.stores.open_stores`` when a run (or sensor,
+or schedule tick) initialises it: nothing is opened at import time. The opened stores are shared,
+by reference count, with every other resource, IO manager and sensor of the process that uses the
+same configuration (``dq_stores.shared``), so one run holds ONE connection pool per stores
+configuration; they are closed when the last user tears down. Secrets (a password in the URL, an Azure connection string)
 belong in ``EnvVar`` so that Dagster's config snapshot holds only the variable's name; every
 repr and log line goes through ``dq_stores.secrets.redact``.
 
 ``ContractStoreResource``, ``JobDefinitionStoreResource``, ``ActionProfileStoreResource`` and
 ``JobRunStoreResource`` depend on the backend resource and are bound to a tenant and environment
-by config; they expose the store methods without tenant arguments. ``for_context(context)``
+by config; they expose the methods of the scoped views of ``dq_stores.scoped`` without tenant
+arguments, by delegation (the views are the one copy of that API). ``for_context(context)``
 gives the view of the tenant named by the current partition (a tenant-partitioned asset, or a
 multi-partition with a ``tenant`` dimension), refused unless the binding allows that tenant.
-The tenant rules and the scoped views themselves are plain Python in ``dq_dagster.scoped``; this
+The tenant rules and the scoped views themselves are plain Python in ``dq_stores.scoped``; this
 module only adapts them to Dagster config and contexts.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the config classes' annotations at
 # runtime to tell resource dependencies from config fields, and string annotations hide them.
 
-import builtins
-from collections.abc import Generator, Iterator, Mapping, Sequence
+import functools
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagster import (
     ConfigurableResource,
@@ -37,30 +43,21 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
-from dq_dagster.scoped import (
+from dq_stores.config import StoresConfig, default_url
+from dq_stores.errors import InvalidArtifactError, StoreError
+from dq_stores.results.payloads import DEFAULT_OFFLOAD_THRESHOLD
+from dq_stores.scope import Scope
+from dq_stores.scoped import (
     ScopedActionProfileStore,
     ScopedContractStore,
     ScopedJobDefinitionStore,
     ScopedJobRunStore,
+    ScopedStores,
     TenantNotAllowedError,
     TenantPolicy,
 )
-from dq_stores.base import Entry, Page, Revision
-from dq_stores.config import StoresConfig, default_url
-from dq_stores.errors import InvalidArtifactError, StoreError
-from dq_stores.models import (
-    ActionProfile,
-    ActionType,
-    DataContract,
-    JobDefinition,
-    JobRun,
-    JobRunStatus,
-    JobType,
-    ResultRef,
-)
-from dq_stores.results.payloads import DEFAULT_OFFLOAD_THRESHOLD
-from dq_stores.scope import Scope
 from dq_stores.secrets import redact
+from dq_stores.shared import Lease, shared_stores
 from dq_stores.stores import Stores, open_stores
 
 __all__ = [
@@ -144,15 +141,14 @@ def _context_tenant(context: Any, dimension: str) -> str | None:
 
 
 class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster parametrises it with Self at runtime
-    """Where the DQ stores live. Opened per run, closed at teardown; share one instance between
-    the store resources and the JobRun IO manager (each opens its own connection for the run).
+    """Where the DQ stores live. Opened when a run, sensor or schedule initialises it.
 
     Secrets go through ``EnvVar``: ``DQStoresResource(url=EnvVar("DQ_STORES_URL"))``.
 
-    Dagster initialises a nested resource once per resource that depends on it, so a run holds one
-    connection pool per store resource and IO manager it uses. For the same reason ``memory://``
-    is not shared between them: use a SQLite file for tests that write through one resource and
-    read through another.
+    Dagster initialises a nested resource once per resource that depends on it; every such
+    initialisation with the same configuration leases the same opened stores from the process-wide
+    cache ``dq_stores.shared.shared_stores`` (one connection pool per process and configuration,
+    closed when the last user tears down). So a ``memory://`` store is shared too, within a process.
     """
 
     url: str | None = Field(
@@ -222,6 +218,7 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
     )
 
     _stores: Stores | None = PrivateAttr(default=None)
+    _lease: Lease | None = PrivateAttr(default=None)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # Whatever a caller passed, a repr (logs, tracebacks, the UI) shows no secret.
@@ -259,9 +256,29 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
             )
         return options
 
-    @contextmanager
-    def open(self) -> Iterator[Stores]:
-        """Open the stores this config names; close them on exit (use outside Dagster runs).
+    def cache_key(self) -> str:
+        """The key of this configuration in the shared stores cache: a hash (it covers secrets)."""
+        blob = self.blob_storage
+        blob_config: Any = None
+        if blob is not None:
+            dump = getattr(blob, "model_dump", None)
+            blob_config = dump(mode="json") if callable(dump) else repr(blob)
+        resolved = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
+        config = {
+            "url": resolved.url,
+            "schema": resolved.schema,
+            "results_url": resolved.results_url,
+            "results_connection_string": self.results_connection_string,
+            "blob_storage": blob_config,
+            "offload_threshold_bytes": self.offload_threshold_bytes,
+            "result_backend": self.result_backend,
+            "row_level_security": self.row_level_security,
+        }
+        raw = json.dumps(config, sort_keys=True, default=repr).encode()
+        return "dq-stores:" + hashlib.sha256(raw).hexdigest()
+
+    def open_unshared(self) -> Stores:
+        """Open the stores this config names, not shared; the caller closes them.
 
         Configuration only: ``open_stores`` opens the metadata backend and the results location
         (each with its own credentials); unset fields resolve exactly as for the CLI
@@ -277,35 +294,57 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
                     "Azure credentials are configured but neither url nor results_url is an azure-blob:// URL",
                     field="results_url",
                 )
-            stores = stack.enter_context(
-                open_stores(
-                    config.url,
-                    schema=config.schema,
-                    results_url=config.results_url,
-                    results_options=blob_options if results_on_blob else None,
-                    offload_threshold=self.offload_threshold_bytes,
-                    use_env=False,
-                    **({"row_level_security": True} if self.row_level_security else {}),
-                    **(blob_options if metadata_on_blob else {}),
-                )
+            stores = open_stores(
+                config.url,
+                schema=config.schema,
+                results_url=config.results_url,
+                results_options=blob_options if results_on_blob else None,
+                offload_threshold=self.offload_threshold_bytes,
+                use_env=False,
+                **({"row_level_security": True} if self.row_level_security else {}),
+                **(blob_options if metadata_on_blob else {}),
             )
+            stack.callback(Stores.close, stores)  # the class's own close: the instance's is replaced below
             if self.offload is True and stores.job_runs.payloads is None:
                 raise InvalidArtifactError(
                     f"result_backend={self.result_backend!r} needs a results location: set results_url",
                     field="results_url",
                 )
+            # Success: what the stack holds (the stores, then Blob credentials) now closes, newest
+            # first, when the stores are closed.
+            rest = stack.pop_all()
+            stores.close = rest.close  # type: ignore[method-assign]  # one close for all of it
+            return stores
+        raise AssertionError("unreachable")  # pragma: no cover  # ExitStack does not swallow here
+
+    @contextmanager
+    def open(self, *, shared: bool = True) -> Iterator[Stores]:
+        """The stores this config names, for a ``with`` block (use outside Dagster runs).
+
+        ``shared`` (default): leased from the process-wide cache, so the same configuration opened
+        elsewhere in the process shares its connection pool; closed when the last user leaves.
+        """
+        if not shared:
+            stores = self.open_unshared()
+            try:
+                yield stores
+            finally:
+                stores.close()
+            return
+        with shared_stores.acquire(self.cache_key(), self.open_unshared) as stores:
             yield stores
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Generator["DQStoresResource", None, None]:
-        with self.open() as stores:
-            self._stores = stores
-            if context.log is not None:
-                context.log.debug(f"DQ stores opened: {stores!r}")
-            try:
-                yield self
-            finally:
-                self._stores = None
+        lease = shared_stores.acquire(self.cache_key(), self.open_unshared)
+        self._stores, self._lease = lease.stores, lease
+        if context.log is not None:
+            context.log.debug(f"DQ stores leased: {lease.stores!r}")
+        try:
+            yield self
+        finally:
+            self._stores, self._lease = None, None
+            lease.release()
 
     def get_stores(self) -> Stores:
         """The stores opened for the current run; a clear error outside one."""
@@ -346,6 +385,9 @@ class _TenantBoundResource(ConfigurableResource):  # type: ignore[type-arg]
         description="Name of the tenant dimension of a multi-partitioned asset.",
     )
 
+    _view: ClassVar[Callable[[ScopedStores], Any]]
+    """Which of the four scoped views this resource stands for."""
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The backend's own repr redacts; keep it out of ours to stay short.
         for name, value in super().__repr_args__():
@@ -369,205 +411,88 @@ class _TenantBoundResource(ConfigurableResource):  # type: ignore[type-arg]
     def _stores(self) -> Stores:
         return self.backend.get_stores()
 
+    def stores_for_tenant(self, tenant: str | None = None) -> ScopedStores:
+        """All four stores of ``tenant`` (default: the bound tenant), checked against the binding."""
+        return ScopedStores(self._stores(), self.scope(tenant))
 
+    def stores_for_context(self, context: Any) -> ScopedStores:
+        """All four stores of the tenant the context's partition names."""
+        return ScopedStores(self._stores(), self.scope_for_context(context))
+
+    if TYPE_CHECKING:
+        # The scoped view's methods, added by ``_delegate`` below.
+        def __getattr__(self, name: str) -> Any: ...
+
+
+def _delegate(view: type) -> Callable[[type[_TenantBoundResource]], type[_TenantBoundResource]]:
+    """Give a resource class every public method of the scoped ``view`` class, each calling the
+    view of the bound tenant (``for_tenant()``): the methods are derived, never copied by hand.
+    """
+
+    def decorate(cls: type[_TenantBoundResource]) -> type[_TenantBoundResource]:
+        for name, member in inspect.getmembers(view, inspect.isfunction):
+            if name.startswith("_") or hasattr(cls, name):
+                continue
+
+            def method(self: Any, *args: Any, __name: str = name, **kwargs: Any) -> Any:
+                return getattr(self.for_tenant(), __name)(*args, **kwargs)
+
+            functools.update_wrapper(method, member)
+            method.__signature__ = inspect.signature(member)  # type: ignore[attr-defined]
+            setattr(cls, name, method)
+        return cls
+
+    return decorate
+
+
+@_delegate(ScopedContractStore)
 class ContractStoreResource(_TenantBoundResource):
-    """Data contracts of the bound tenant and environment (see ``ScopedContractStore``)."""
+    """Data contracts of the bound tenant and environment: every method of
+    ``dq_stores.scoped.ScopedContractStore`` (``get_latest_for_dataset("billing")``, ...).
+    """
 
     def for_tenant(self, tenant: str | None = None) -> ScopedContractStore:
-        return ScopedContractStore(self._stores().contracts, self.scope(tenant))
+        return self.stores_for_tenant(tenant).contracts
 
     def for_context(self, context: Any) -> ScopedContractStore:
         """The contracts of the tenant the current partition names."""
-        return ScopedContractStore(self._stores().contracts, self.scope_for_context(context))
-
-    def get(self, contract_id: str, version: str | None = None) -> DataContract | None:
-        return self.for_tenant().get(contract_id, version)
-
-    def require(self, contract_id: str, version: str | None = None) -> DataContract:
-        return self.for_tenant().require(contract_id, version)
-
-    def get_entry(self, contract_id: str, version: str | None = None) -> Entry[DataContract] | None:
-        return self.for_tenant().get_entry(contract_id, version)
-
-    def get_latest_for_dataset(self, dataset_type: str) -> DataContract | None:
-        return self.for_tenant().get_latest_for_dataset(dataset_type)
-
-    def require_latest_for_dataset(self, dataset_type: str) -> DataContract:
-        return self.for_tenant().require_latest_for_dataset(dataset_type)
-
-    def list(self, *, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[DataContract]:
-        return self.for_tenant().list(limit=limit, cursor=cursor, **filters)
-
-    def iter_all(self, **filters: Any) -> Iterator[DataContract]:
-        return self.for_tenant().iter_all(**filters)
-
-    def versions(self, contract_id: str) -> builtins.list[str]:
-        return self.for_tenant().versions(contract_id)
-
-    def history(self, contract_id: str, version: str) -> builtins.list[Revision]:
-        return self.for_tenant().history(contract_id, version)
-
-    def put(
-        self,
-        contract: DataContract | Mapping[str, Any],
-        *,
-        if_match: str | None = None,
-        create_only: bool = False,
-    ) -> str:
-        return self.for_tenant().put(contract, if_match=if_match, create_only=create_only)
-
-    def delete(self, contract_id: str, version: str | None = None, *, if_match: str | None = None) -> bool:
-        return self.for_tenant().delete(contract_id, version, if_match=if_match)
+        return self.stores_for_context(context).contracts
 
 
+@_delegate(ScopedJobDefinitionStore)
 class JobDefinitionStoreResource(_TenantBoundResource):
-    """Job definitions (checkpoints) of the bound tenant and environment."""
+    """Job definitions (checkpoints) of the bound tenant and environment: every method of
+    ``dq_stores.scoped.ScopedJobDefinitionStore``.
+    """
 
     def for_tenant(self, tenant: str | None = None) -> ScopedJobDefinitionStore:
-        return ScopedJobDefinitionStore(self._stores().job_definitions, self.scope(tenant))
+        return self.stores_for_tenant(tenant).job_definitions
 
     def for_context(self, context: Any) -> ScopedJobDefinitionStore:
-        return ScopedJobDefinitionStore(self._stores().job_definitions, self.scope_for_context(context))
-
-    def get(self, job_definition_id: str, version: str | None = None) -> JobDefinition | None:
-        return self.for_tenant().get(job_definition_id, version)
-
-    def require(self, job_definition_id: str, version: str | None = None) -> JobDefinition:
-        return self.for_tenant().require(job_definition_id, version)
-
-    def list_by_tags(self, tags: Sequence[str] | None = None) -> Iterator[JobDefinition]:
-        return self.for_tenant().list_by_tags(tags)
-
-    def list(self, *, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[JobDefinition]:
-        return self.for_tenant().list(limit=limit, cursor=cursor, **filters)
-
-    def iter_all(self, **filters: Any) -> Iterator[JobDefinition]:
-        return self.for_tenant().iter_all(**filters)
-
-    def put(
-        self,
-        job_definition: JobDefinition | Mapping[str, Any],
-        *,
-        if_match: str | None = None,
-        create_only: bool = False,
-    ) -> str:
-        return self.for_tenant().put(job_definition, if_match=if_match, create_only=create_only)
-
-    def delete(
-        self, job_definition_id: str, version: str | None = None, *, if_match: str | None = None
-    ) -> bool:
-        return self.for_tenant().delete(job_definition_id, version, if_match=if_match)
+        return self.stores_for_context(context).job_definitions
 
 
+@_delegate(ScopedActionProfileStore)
 class ActionProfileStoreResource(_TenantBoundResource):
-    """Action profiles of the bound tenant and environment."""
+    """Action profiles of the bound tenant and environment: every method of
+    ``dq_stores.scoped.ScopedActionProfileStore``.
+    """
 
     def for_tenant(self, tenant: str | None = None) -> ScopedActionProfileStore:
-        return ScopedActionProfileStore(self._stores().action_profiles, self.scope(tenant))
+        return self.stores_for_tenant(tenant).action_profiles
 
     def for_context(self, context: Any) -> ScopedActionProfileStore:
-        return ScopedActionProfileStore(self._stores().action_profiles, self.scope_for_context(context))
-
-    def get(self, action_profile_id: str, version: str | None = None) -> ActionProfile | None:
-        return self.for_tenant().get(action_profile_id, version)
-
-    def require(self, action_profile_id: str, version: str | None = None) -> ActionProfile:
-        return self.for_tenant().require(action_profile_id, version)
-
-    def list_by_type(self, action_type: ActionType | str | None = None) -> Iterator[ActionProfile]:
-        return self.for_tenant().list_by_type(action_type)
-
-    def list(self, *, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[ActionProfile]:
-        return self.for_tenant().list(limit=limit, cursor=cursor, **filters)
-
-    def iter_all(self, **filters: Any) -> Iterator[ActionProfile]:
-        return self.for_tenant().iter_all(**filters)
-
-    def put(
-        self,
-        action_profile: ActionProfile | Mapping[str, Any],
-        *,
-        if_match: str | None = None,
-        create_only: bool = False,
-    ) -> str:
-        return self.for_tenant().put(action_profile, if_match=if_match, create_only=create_only)
-
-    def delete(
-        self, action_profile_id: str, version: str | None = None, *, if_match: str | None = None
-    ) -> bool:
-        return self.for_tenant().delete(action_profile_id, version, if_match=if_match)
+        return self.stores_for_context(context).action_profiles
 
 
+@_delegate(ScopedJobRunStore)
 class JobRunStoreResource(_TenantBoundResource):
-    """Job runs (and their stored results) of the bound tenant and environment."""
+    """Job runs (and their stored results) of the bound tenant and environment: every method of
+    ``dq_stores.scoped.ScopedJobRunStore``.
+    """
 
     def for_tenant(self, tenant: str | None = None) -> ScopedJobRunStore:
-        return ScopedJobRunStore(self._stores().job_runs, self.scope(tenant))
+        return self.stores_for_tenant(tenant).job_runs
 
     def for_context(self, context: Any) -> ScopedJobRunStore:
-        return ScopedJobRunStore(self._stores().job_runs, self.scope_for_context(context))
-
-    def get(self, job_id: str) -> JobRun | None:
-        return self.for_tenant().get(job_id)
-
-    def require(self, job_id: str) -> JobRun:
-        return self.for_tenant().require(job_id)
-
-    def put(
-        self, run: JobRun | Mapping[str, Any], *, if_match: str | None = None, create_only: bool = False
-    ) -> str:
-        return self.for_tenant().put(run, if_match=if_match, create_only=create_only)
-
-    def list(
-        self,
-        *,
-        job_type: JobType | str | None = None,
-        status: JobRunStatus | str | None = None,
-        job_definition_id: str | None = None,
-        dataset_type: str | None = None,
-        dagster_run_id: str | None = None,
-        asset_key: str | None = None,
-        partition_key: str | None = None,
-        since: Any = None,
-        until: Any = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[JobRun]:
-        return self.for_tenant().list(
-            job_type=job_type,
-            status=status,
-            job_definition_id=job_definition_id,
-            dataset_type=dataset_type,
-            dagster_run_id=dagster_run_id,
-            asset_key=asset_key,
-            partition_key=partition_key,
-            since=since,
-            until=until,
-            limit=limit,
-            cursor=cursor,
-        )
-
-    def iter_all(self) -> Iterator[JobRun]:
-        return self.for_tenant().iter_all()
-
-    def delete(self, job_id: str, *, if_match: str | None = None) -> bool:
-        return self.for_tenant().delete(job_id, if_match=if_match)
-
-    def put_result(
-        self,
-        job_id: str,
-        result: Any,
-        *,
-        content_type: str | None = None,
-        result_type: str | None = None,
-        offload: bool | None = None,
-    ) -> ResultRef:
-        return self.for_tenant().put_result(
-            job_id, result, content_type=content_type, result_type=result_type, offload=offload
-        )
-
-    def get_result(self, job_id: str) -> bytes:
-        return self.for_tenant().get_result(job_id)
-
-    def get_result_model(self, job_id: str) -> Any:
-        return self.for_tenant().get_result_model(job_id)
+        return self.stores_for_context(context).job_runs

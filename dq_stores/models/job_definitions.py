@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -58,6 +59,36 @@ class ManualTrigger(CanonicalModel):
     description: str | None = None
 
 
+_CRON_HORIZON_YEARS = 30
+"""A real calendar pattern fires within 8 years (Feb 29); none in 30 years means never."""
+
+
+@lru_cache(maxsize=1024)
+def cron_problem(cron: str) -> str | None:
+    """Why ``cron`` cannot schedule anything (not 5 fields, not parsable by croniter, never fires,
+    e.g. ``0 0 31 2 *``), or ``None``. The one check every layer uses (model validation, the
+    scheduler in ``dq_dagster.triggers.cron``).
+    """
+    from datetime import datetime, timedelta
+
+    from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+
+    if not isinstance(cron, str) or len(cron.split()) != 5:
+        return f"cron {cron!r} must have 5 fields (minute hour day-of-month month day-of-week)"
+    try:
+        croniter.expand(cron)
+    except (CroniterBadCronError, CroniterError, ValueError) as exc:
+        return f"cron {cron!r} is not a valid cron expression ({exc})"
+    start = datetime(2000, 1, 1)
+    try:
+        first = croniter(cron, start, max_years_between_matches=_CRON_HORIZON_YEARS).get_next(datetime)
+    except (CroniterBadDateError, CroniterError, ValueError):
+        return f"cron {cron!r} never fires"
+    if first - start > timedelta(days=366 * _CRON_HORIZON_YEARS):
+        return f"cron {cron!r} never fires"
+    return None
+
+
 class ScheduledTrigger(CanonicalModel):
     trigger_type: Literal[TriggerType.SCHEDULED] = TriggerType.SCHEDULED
     cron: str
@@ -70,6 +101,10 @@ class ScheduledTrigger(CanonicalModel):
         fields = value.split()
         if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
             raise ValueError(f"cron {value!r} must have five fields (minute hour day month weekday)")
+        problem = cron_problem(value)
+        if problem is not None:
+            # Refused here, at validation / import, rather than warned about at every sensor tick.
+            raise ValueError(problem)
         return value
 
     @field_validator("timezone")

@@ -650,7 +650,7 @@ def test_the_run_status_sensors_act_after_real_runs(url: str, stores: Stores, en
     SENSOR_URL["url"] = url
     profile(stores, "on-failure", ("CALL_WEBHOOK", {"url_env": "DQ_ACTION_HOOK"}))
     definition(stores, job_types=["validation"])
-    on_success, on_failure = build_action_sensors(
+    on_success, on_failure, _on_cancel = build_action_sensors(
         [dq_demo_job, dq_crashing_job], environment=ENV, tenants=[TENANT], settings=FAST
     )
     assert (on_success.name, on_failure.name) == ("dq_actions_on_success", "dq_actions_on_failure")

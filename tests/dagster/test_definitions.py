@@ -1,4 +1,5 @@
-"""The demo code location (``dq_dagster.definitions``) and its bundled example artifacts.
+"""The demo code location (``dq_dagster.definitions``: a ``DataQualityComponent`` in a ``defs/``
+folder) and its bundled example artifacts.
 
 The whole graph is materialised for every tenant partition on SQLite + a results folder and on
 Postgres + Azurite; the stored validation report must count exactly the defects the generator
@@ -24,35 +25,19 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
-    EnvVar,
     FloatMetadataValue,
+    StaticPartitionsDefinition,
     TableSchemaMetadataValue,
     TextMetadataValue,
     build_sensor_context,
-    materialize,
 )
 
-from dq_dagster.definitions import (
-    ARTIFACTS_DIR,
-    DQ_IO_MANAGER,
-    ENVIRONMENT,
-    TENANTS,
-    RawBillingConfig,
-    billing_assets,
-    billing_cleansing,
-    build_definitions,
-    build_resources,
-    build_sensors,
-    defs,
-    example_artifacts,
-    raw_billing,
-    stores_from_env,
-)
+from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
+from dq_dagster.definitions import ARTIFACTS_DIR, ENVIRONMENT
 from dq_dagster.engine import compile_rules
 from dq_dagster.examples.generator import DefectCounts, billing_contract, generate_billing
+from dq_dagster.examples.sources import RawBillingConfig, raw_billing_asset
 from dq_dagster.resources import DQStoresResource
-from dq_dagster.scoped import ScopedJobRunStore
-from dq_dagster.writer import JobRunWriter
 from dq_stores.models import (
     ActionProfile,
     CleansingReport,
@@ -64,20 +49,50 @@ from dq_stores.models import (
     ValidationReport,
 )
 from dq_stores.scope import Scope
-from dq_stores.transfer import apply_import, load_artifacts, plan_import
+from dq_stores.scoped import ScopedJobRunStore
+from dq_stores.transfer import LoadedArtifact, apply_import, load_artifacts, plan_import
+from dq_stores.writer import JobRunWriter
 
 pytestmark = pytest.mark.dagster
 
 DQ_ASSETS = ("billing_cleansed", "billing_cleansing_report", "billing_profile", "billing_validation")
+TENANTS = ("TNT-001", "TNT-002")
+DQ_IO_MANAGER = "dq_io_manager"
+JOB = "billing_dq_pipeline"
+
+
+def example_artifacts() -> list[LoadedArtifact]:
+    artifacts, problems = load_artifacts([ARTIFACTS_DIR])
+    assert problems == []
+    return artifacts
 
 
 def seed(stores: DQStoresResource) -> None:
-    artifacts, problems = load_artifacts([ARTIFACTS_DIR])
-    assert problems == []
+    artifacts = example_artifacts()
     with stores.open() as opened:
         actions, problems = plan_import(opened, artifacts)
         assert problems == []
         list(apply_import(opened, actions))
+
+
+def component() -> DataQualityComponent:
+    return DataQualityComponent(
+        datasets=[DatasetAttributes(dataset_type="billing", source=SourceAttributes(asset="raw_billing"))],
+        environment=ENVIRONMENT,
+    )
+
+
+def demo_defs(stores: DQStoresResource, clock: Any = None) -> Definitions:
+    """The demo's definitions on ``stores``: the component (state read from the stores now) and
+    the raw data asset on the same tenants.
+    """
+    comp = component()
+    state = comp.read_state(stores)
+    tenants = sorted(state.datasets["billing"].tenants)
+    built = comp.build_defs_for_state(state, backend=stores, clock=clock)
+    return Definitions.merge(
+        built, Definitions(assets=[raw_billing_asset(StaticPartitionsDefinition(tenants))])
+    )
 
 
 def expected_failures(defects: DefectCounts) -> dict[str, int]:
@@ -88,57 +103,61 @@ def expected_failures(defects: DefectCounts) -> dict[str, int]:
 # -- the code location's shape -------------------------------------------------------------------
 
 
-def test_definitions_load_with_checks_schema_retries_and_schedule() -> None:
+def test_definitions_load_with_checks_schema_retries_and_schedule(tmp_path: Path) -> None:
+    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
+    seed(stores)
+    defs = demo_defs(stores)
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_billing", *DQ_ASSETS}
     assert graph.get(AssetKey("billing_profile")).parent_keys == {AssetKey("billing_cleansed")}
     assert graph.get(AssetKey("billing_validation")).parent_keys == {AssetKey("raw_billing")}
-    assert set(TENANTS) == {"TNT-001", "TNT-002"}
     partitions = graph.get(AssetKey("billing_validation")).partitions_def
     assert partitions is not None and partitions.get_partition_keys() == list(TENANTS)
 
     contract = next(a.model for a in example_artifacts() if isinstance(a.model, DataContract))
     rules = compile_rules(contract, "billing").rules
-    checks = {k.name: k for k in billing_cleansing.check_keys}
+    cleansing = next(
+        a
+        for a in defs.assets
+        if isinstance(a, type(defs.assets[0])) and AssetKey("billing_cleansed") in a.keys
+    )  # type: ignore[union-attr,index,arg-type]
+    checks = {k.name: k for k in cleansing.check_keys}
     assert len(checks) == len(rules)
     assert {k.asset_key for k in checks.values()} == {AssetKey("billing_cleansed")}
-    specs = {s.name: s for s in billing_cleansing.check_specs}
+    specs = {s.name: s for s in cleansing.check_specs}
     assert specs["primary_key__unique"].blocking and not specs["status_recorded"].blocking
 
-    for asset in billing_assets[1:]:
+    for asset in defs.assets:  # type: ignore[union-attr]
+        if AssetKey("raw_billing") in asset.keys:
+            continue
         assert asset.op.retry_policy is not None and asset.op.retry_policy.max_retries >= 1
         for key in asset.keys:
             assert asset.get_io_manager_key_for_asset_key(key) == DQ_IO_MANAGER
-    schema = billing_cleansing.specs_by_key[AssetKey("billing_cleansed")].metadata["dagster/column_schema"]
+    schema = cleansing.specs_by_key[AssetKey("billing_cleansed")].metadata["dagster/column_schema"]
     assert [c.name for c in schema.columns] == [c.column_id for c in contract.datasets[0].columns]
-    assert raw_billing.specs_by_key[AssetKey("raw_billing")].metadata["dagster/column_schema"] == schema
 
-    profiling = next(
-        a.model
-        for a in example_artifacts()
-        if isinstance(a.model, JobDefinition) and a.model.job_types == ["profiling"]
-    )
-    assert profiling.trigger.trigger_type == "SCHEDULED"
     sensors = {s.name for s in defs.get_repository_def().sensor_defs}
-    assert "dq_scheduled_job_definitions" in sensors
+    assert {"dq_scheduled_job_definitions", "dq_actions_on_success", "dq_actions_on_failure"} <= sensors
     assert not list(defs.get_repository_def().schedule_defs)  # the store drives runs, not code
-    job = defs.resolve_job_def("billing_profiling")
-    assert job.asset_layer.executable_asset_keys == {AssetKey("billing_profile")}
+    job = defs.resolve_job_def(JOB)
+    assert job.asset_layer.executable_asset_keys == {AssetKey(k) for k in ("raw_billing", *DQ_ASSETS)}
 
 
-def test_store_location_comes_from_env_vars_by_name_only() -> None:
+def test_store_location_comes_from_env_vars_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "postgresql+psycopg://dq:s3cret@db.internal/dq"
-    stores = stores_from_env({"DQ_STORES_URL": secret, "DQ_STORES_RESULTS_URL": "file:///srv/dq"})
-    assert isinstance(stores.url, EnvVar) and stores.url.env_var_name == "DQ_STORES_URL"
-    assert isinstance(stores.results_url, EnvVar) and stores.schema_ is None
-    assert "s3cret" not in repr(stores)
-    default = stores_from_env({})
+    monkeypatch.setenv("DQ_STORES_URL", secret)
+    monkeypatch.setenv("DQ_STORES_RESULTS_URL", "file:///srv/dq")
+    monkeypatch.delenv("DQ_STORES_SCHEMA", raising=False)
+    stores = component().stores_resource()
+    assert stores.url == "DQ_STORES_URL" and getattr(stores.url, "env_var_name", None) == "DQ_STORES_URL"
+    assert stores.schema_ is None and "s3cret" not in repr(stores)
+    assert component().stores_resource(resolved=True).url == secret
+    monkeypatch.delenv("DQ_STORES_URL")
+    monkeypatch.delenv("DQ_STORES_RESULTS_URL")
+    default = component().stores_resource()
     assert default.url is None and default.results_url is None
-    resources = build_resources(default)
-    assert resources["dq_stores"] is default and resources[DQ_IO_MANAGER].stores is default
-    assert resources["contracts"].allowed_tenants == list(TENANTS)
 
 
 # -- the bundled artifacts ---------------------------------------------------------------------------
@@ -245,12 +264,9 @@ def by_asset(runs: list[JobRun]) -> dict[str, JobRun]:
 def test_whole_graph_for_every_tenant(backend: Backend) -> None:
     seed(backend.stores)
     config = RawBillingConfig()
-    resources = build_resources(backend.stores)
+    job = demo_defs(backend.stores).resolve_job_def(JOB)
     with DagsterInstance.ephemeral() as instance:
-        results = {
-            t: materialize(billing_assets, partition_key=t, resources=resources, instance=instance)
-            for t in TENANTS
-        }
+        results = {t: job.execute_in_process(partition_key=t, instance=instance) for t in TENANTS}
 
     with backend.stores.open() as stores:
         external = 0
@@ -318,8 +334,10 @@ def test_whole_graph_for_every_tenant(backend: Backend) -> None:
             assert snapshot.row_count == cleansing.rows_out
             assert [(a.column, a.metric) for a in snapshot.anomalies] == [("status", "null_ratio")]
             assert str(recorded["billing_profile"].status) == "warning"
-            assert recorded["billing_profile"].job_definition_id == "billing-daily-profiling"
-            assert recorded["billing_validation"].job_definition_id == "billing-daily-checks"
+            # Launched with only a partition (no dq/job_definition_id tag): the tenant has two
+            # active definitions for billing and none is MANUAL, so none is recorded (never a
+            # hard-coded one); a launch with the tag records that one (test_component.py).
+            assert {r.job_definition_id for r in recorded.values()} == {None}
 
             # Asset checks on the cleansed data: every hard rule holds; the soft one reports reality.
             evaluations = result.get_asset_check_evaluations()
@@ -351,10 +369,6 @@ def test_whole_graph_for_every_tenant(backend: Backend) -> None:
             assert meta["dq/pass_rate"].value == pytest.approx(
                 1 - defects.rows_failing_hard_rules / defects.rows
             )
-            assert meta["dq/action_profile"] == TextMetadataValue("alerts-critical-v1@1.0.0")
-            meta = result.asset_materializations_for_node("billing_profile")[0].metadata
-            assert meta["dq/outcome"] == TextMetadataValue("anomaly")
-            assert "CALL_WEBHOOK" in str(meta["dq/actions"].value)
             cleansed_meta = next(
                 e.metadata
                 for e in result.asset_materializations_for_node("billing_cleansing")
@@ -370,15 +384,14 @@ def test_whole_graph_for_every_tenant(backend: Backend) -> None:
 
 
 def test_missing_contract_fails_fast_without_retries(tmp_path: Path) -> None:
-    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/empty.db")
+    stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
+    seed(stores)
+    job = demo_defs(stores).resolve_job_def(JOB)
+    # The contract disappears after the code location loaded (e.g. deleted by hand).
+    with stores.open() as opened:
+        assert opened.contracts.delete("TNT-002", ENVIRONMENT, "billing-contract")
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            billing_assets,
-            partition_key="TNT-002",
-            resources=build_resources(stores),
-            instance=instance,
-            raise_on_error=False,
-        )
+        result = job.execute_in_process(partition_key="TNT-002", instance=instance, raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     assert {e.step_key for e in failures} == {"billing_cleansing", "billing_validation"}
@@ -393,10 +406,8 @@ def test_stored_profiling_definition_drives_the_demo_sensor(tmp_path: Path) -> N
     stores = DQStoresResource(url=f"sqlite:///{tmp_path}/dq.db")
     seed(stores)
     now = {"t": datetime(2024, 5, 2, 5, 59, tzinfo=UTC)}
-    sensor = next(
-        s for s in build_sensors(clock=lambda: now["t"]) if s.name == "dq_scheduled_job_definitions"
-    )
-    local_defs = build_definitions(stores)
+    local_defs = demo_defs(stores, clock=lambda: now["t"])
+    sensor = local_defs.get_sensor_def("dq_scheduled_job_definitions")
     cursor: str | None = None
 
     def tick(instance: DagsterInstance) -> Any:
@@ -404,7 +415,7 @@ def test_stored_profiling_definition_drives_the_demo_sensor(tmp_path: Path) -> N
         with build_sensor_context(
             instance=instance,
             cursor=cursor,
-            resources=build_resources(stores),
+            resources={"dq_stores": stores},
             repository_def=local_defs.get_repository_def(),
         ) as context:
             data = sensor.evaluate_tick(context)

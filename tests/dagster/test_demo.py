@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from dq_dagster.definitions import ENVIRONMENT, TENANTS
+from dq_dagster.definitions import ENVIRONMENT
 from dq_dagster.demo import main
 from dq_stores.registry import open_stores
 
 pytestmark = [pytest.mark.dagster, pytest.mark.slow]
+
+TENANTS = ("TNT-001", "TNT-002")
 
 ROW = re.compile(
     r"^\s+(TNT-\d{3})\s+(\S+)\s+(validation|cleansing|profiling)\s+(\S+)\s+\S+\s+\d+\s+(\S+)\s+(dq-[0-9a-f]{32})\s*$"

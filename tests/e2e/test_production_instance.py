@@ -101,12 +101,12 @@ def test_demo_pipeline_runs_on_the_postgres_instance_and_reads_back(
     too (their own schema), one tenant partition of the demo pipeline."""
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
-    from dq_dagster.definitions import ARTIFACTS_DIR, ENVIRONMENT, TENANTS, build_definitions
+    from dq_dagster.definitions import ARTIFACTS_DIR, ENVIRONMENT, build_definitions
     from dq_dagster.resources import DQStoresResource
     from dq_stores.registry import open_stores
     from dq_stores.transfer import apply_import, load_artifacts, plan_import
 
-    tenant = TENANTS[0]
+    tenant = "TNT-001"
     with open_stores(pg_url, schema=pg_schema) as stores:
         artifacts, problems = load_artifacts([ARTIFACTS_DIR])
         assert not problems

@@ -461,10 +461,10 @@ def test_dagster_run_retries_through_an_outage_and_records_the_job_run_once(
 
     from dq_dagster.io_manager import JobRunIOManager
     from dq_dagster.resources import DQStoresResource
-    from dq_dagster.scoped import ScopedJobRunStore
-    from dq_dagster.writer import JobRunWriter, OutputOrigin
     from dq_stores.models import ValidationReport
     from dq_stores.scope import Scope
+    from dq_stores.scoped import ScopedJobRunStore
+    from dq_stores.writer import JobRunWriter, OutputOrigin
 
     tenant = unique_id("t")
     report = ValidationReport(

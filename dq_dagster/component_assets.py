@@ -1,0 +1,446 @@
+"""The assets and job of one dataset of a ``DataQualityComponent``: validation, cleansing (with
+one asset check per contract rule and the quarantine of hard-rule failures) and profiling,
+partitioned by the tenants of the component's state. Built by ``dq_dagster.component``; the DQ
+work itself is ``dq_dagster.engine`` and ``dq_dagster.checks``.
+"""
+
+# No ``from __future__ import annotations``: Dagster reads the asset functions' annotations.
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    AssetsDefinition,
+    AssetSelection,
+    Failure,
+    MetadataValue,
+    Output,
+    StaticPartitionsDefinition,
+    TableSchema,
+    asset,
+    define_asset_job,
+    multi_asset,
+)
+
+from dq_dagster.actions.core import ActionEvent, classify, slots_for
+from dq_dagster.checks import (
+    RULE_ID,
+    Quarantine,
+    check_names,
+    check_results,
+    column_schema,
+    quarantine_hard_failures,
+)
+from dq_dagster.component_state import (
+    DQ_IO_MANAGER,
+    DQ_RETRY,
+    DatasetAttributes,
+    _DatasetState,
+    _union_plan_rules,
+)
+from dq_dagster.engine import RulePlan, cleanse, compile_rules, profile, validate
+from dq_dagster.resources import (
+    ContractStoreResource,
+    DQStoresResource,
+    JobDefinitionStoreResource,
+)
+from dq_dagster.triggers.request import (
+    TAG_JOB_DEFINITION_ID,
+    default_job_definition,
+)
+from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
+from dq_stores.models import (
+    CleansingReport,
+    DatasetContract,
+    ProfilingSnapshot,
+    Transformation,
+    ValidationReport,
+)
+from dq_stores.models.common import utcnow
+
+__all__: list[str] = []
+
+
+# -- one dataset's assets ------------------------------------------------------------------------
+
+
+class _DatasetKeys:
+    def __init__(self, component_prefix: str, ds: DatasetAttributes) -> None:
+        prefix = component_prefix + (f"{ds.key_prefix}_" if ds.key_prefix else "")
+        self.name = f"{prefix}{ds.dataset_type}"
+        self.validation = AssetKey(f"{self.name}_validation")
+        self.cleansed = AssetKey(f"{self.name}_cleansed")
+        self.report = AssetKey(f"{self.name}_cleansing_report")
+        self.profile = AssetKey(f"{self.name}_profile")
+        self.source_owned = ds.source.path is not None
+        self.source = (
+            AssetKey(ds.source.asset.split("/")) if ds.source.asset else AssetKey(f"{self.name}_source")
+        )
+
+
+@contextmanager
+def _permanent_errors(what: str) -> Iterator[None]:
+    """Store errors that a retry cannot fix become a non-retryable ``Failure``."""
+    try:
+        yield
+    except (NotFoundError, InvalidArtifactError, ScopeViolationError) as exc:
+        raise Failure(description=f"{what}: {exc}", allow_retries=False) from exc
+
+
+def _with_quarantine(report: CleansingReport, quarantine: Quarantine) -> CleansingReport:
+    n = quarantine.rejected.height
+    reasons = dict(report.rejection_reasons)
+    for rule_id, count in quarantine.reasons.items():
+        reasons[f"hard_rule:{rule_id}"] = count
+    step = Transformation(
+        name="quarantine_hard_rule_failures",
+        rows_affected=n,
+        description="rows failing a hard rule of the contract quarantined (first failing rule counted)",
+    )
+    return report.model_copy(
+        update={
+            "rows_out": quarantine.kept.height,
+            "rows_rejected": report.rows_rejected + n,
+            "rejection_reasons": reasons,
+            "transformations": [*report.transformations, step],
+            "completed_at": utcnow(),
+        }
+    )
+
+
+def _read_source(path_template: str, tenant: str, base: Path) -> Any:
+    import io
+
+    import polars as pl
+
+    target = path_template.replace("{tenant}", tenant)
+    if target.startswith("azure-blob://"):
+        from dq_stores.stores import open_payload_store
+
+        container, _, name = target[len("azure-blob://") :].partition("/")
+        store = open_payload_store(f"azure-blob://{container}")
+        try:
+            data = b"".join(store.read_chunks(name))
+        finally:
+            store.close()
+        handle: Any = io.BytesIO(data)
+    else:
+        local = Path(target)
+        handle = local if local.is_absolute() else base / local
+        if not Path(handle).exists():
+            raise Failure(description=f"no source file for tenant {tenant}: {handle}", allow_retries=False)
+    lowered = target.lower()
+    if lowered.endswith((".parquet", ".pq")):
+        return pl.read_parquet(handle)
+    return pl.read_csv(handle, try_parse_dates=True)
+
+
+class _DatasetBuilder:
+    """The assets and job of one dataset, for the tenants and rules of the state."""
+
+    def __init__(
+        self, component_prefix: str, ds: DatasetAttributes, state: _DatasetState, base: Path
+    ) -> None:
+        self.ds = ds
+        self.state = state
+        self.base = base
+        self.keys = _DatasetKeys(component_prefix, ds)
+        self.partitions = StaticPartitionsDefinition(sorted(state.tenants))
+        self.group = ds.group_name or f"{component_prefix}{ds.dataset_type}"
+        self.schema: TableSchema | None = None
+        if state.schema_dataset is not None:
+            self.schema = column_schema(DatasetContract.model_validate(state.schema_dataset))
+        self.rules = _union_plan_rules(state)
+        self.job_name = f"{self.keys.name}_dq_pipeline"
+
+    # metadata ----------------------------------------------------------------------------------
+    def _meta(self, **extra: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {"dq/dataset_type": self.ds.dataset_type, **extra}
+        if self.schema is not None:
+            meta["dagster/column_schema"] = self.schema
+        meta["dq/tenants"] = MetadataValue.json(self.state.tenants)
+        return meta
+
+    def check_specs(self) -> list[AssetCheckSpec]:
+        specs = []
+        if not self.rules:
+            return []
+        names = check_names([r.rule_id for r in self.rules])
+        for rule in self.rules:
+            has = sorted(
+                t for t, rules in self.state.rules.items() if any(r.rule_id == rule.rule_id for r in rules)
+            )
+            metadata: dict[str, Any] = {
+                RULE_ID: rule.rule_id,
+                "dq/rule_type": rule.rule_type,
+                "dq/severity": rule.severity,
+                "dq/tenants": ",".join(has),
+            }
+            if rule.column is not None:
+                metadata["dq/column"] = rule.column
+            specs.append(
+                AssetCheckSpec(
+                    names[rule.rule_id],
+                    asset=self.keys.cleansed,
+                    description=f"{rule.description} ({rule.severity} rule {rule.rule_id}; tenants: {', '.join(has)})",
+                    blocking=rule.severity == "hard",
+                    metadata=metadata,
+                )
+            )
+        return specs
+
+    # run-time helpers --------------------------------------------------------------------------
+    def _plan(self, context: AssetExecutionContext, contracts: ContractStoreResource) -> RulePlan:
+        with _permanent_errors(f"no usable {self.ds.dataset_type} contract"):
+            scoped = contracts.for_context(context)
+            return compile_rules(
+                scoped.require_latest_for_dataset(self.ds.dataset_type), self.ds.dataset_type
+            )
+
+    def _job_definition_id(
+        self, context: AssetExecutionContext, job_definitions: JobDefinitionStoreResource
+    ) -> str | None:
+        """The job definition this run serves: the run's tag, else the tenant's default one."""
+        tagged = context.run.tags.get(TAG_JOB_DEFINITION_ID)
+        if tagged:
+            return tagged  # set by the sensors, or by hand on a launch
+        scope = job_definitions.scope_for_context(context)
+        backend = job_definitions.backend
+        assert isinstance(backend, DQStoresResource)  # resolved by Dagster inside a run
+        stores = backend.get_stores()
+        definition, why = default_job_definition(
+            stores, scope.tenant, scope.environment, self.ds.dataset_type
+        )
+        if definition is None:
+            context.log.info(f"no job definition for this run ({why}); no action profiles will follow it")
+            return None
+        return definition.job_definition_id
+
+    # assets ------------------------------------------------------------------------------------
+    def assets(self) -> list[AssetsDefinition]:
+        built: list[AssetsDefinition] = []
+        if self.keys.source_owned:
+            built.append(self._source_asset())
+        if "validation" in self.ds.jobs:
+            built.append(self._validation_asset())
+        if "cleansing" in self.ds.jobs:
+            built.append(self._cleansing_asset())
+        if "profiling" in self.ds.jobs:
+            built.append(self._profile_asset())
+        return built
+
+    def job(self) -> Any:
+        chosen = {
+            "validation": [self.keys.validation],
+            "cleansing": [self.keys.cleansed, self.keys.report],
+            "profiling": [self.keys.profile],
+        }
+        selected = [k for job in self.ds.jobs for k in chosen[job]]
+        # The source too (one level up: the DQ assets' other parents are DQ assets already chosen),
+        # whether owned (a path) or an upstream asset this code location defines; an external
+        # upstream is not materializable and stays out.
+        selection = AssetSelection.assets(*selected).upstream(depth=1).materializable()
+        return define_asset_job(
+            self.job_name,
+            selection=selection,
+            description=f"Check, cleanse and profile one tenant's {self.ds.dataset_type} data.",
+        )
+
+    def _source_asset(self) -> AssetsDefinition:
+        path = str(self.ds.source.path)
+        base = self.base
+
+        @asset(
+            key=self.keys.source,
+            partitions_def=self.partitions,
+            group_name=self.group,
+            kinds={"polars"},
+            description=f"The raw {self.ds.dataset_type} data of each tenant, read from {path}.",
+            metadata=self._meta(**{"dq/source": path}),
+        )
+        def _source(context: AssetExecutionContext) -> Any:
+            frame = _read_source(path, context.partition_key, base)
+            context.add_output_metadata({"dagster/row_count": MetadataValue.int(frame.height)})
+            return frame
+
+        return _source
+
+    def _validation_asset(self) -> AssetsDefinition:
+        builder = self
+
+        @asset(
+            key=self.keys.validation,
+            ins={"data": AssetIn(key=self.keys.source)},
+            partitions_def=self.partitions,
+            group_name=self.group,
+            io_manager_key=DQ_IO_MANAGER,
+            retry_policy=DQ_RETRY,
+            description=(
+                f"Validation report of the raw {self.ds.dataset_type} data against the tenant's contract: "
+                "every rule, its failed count and rate, masked samples of failing values."
+            ),
+            metadata=self._meta(),
+        )
+        def _validation(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Output[ValidationReport]:
+            report = validate(data, builder._plan(context, contracts))
+            outcome, _ = classify([], [report])
+            return Output(report, metadata=builder._run_meta(context, job_definitions, outcome))
+
+        return _validation
+
+    def _run_meta(
+        self,
+        context: AssetExecutionContext,
+        job_definitions: JobDefinitionStoreResource,
+        outcome: ActionEvent | None = None,
+    ) -> dict[str, Any]:
+        """``dq/job_definition_id`` of this run and, for a report with an ``outcome``, the action
+        profile that definition selects for it (``dq/outcome``, ``dq/action_profile``,
+        ``dq/actions``): all from the run, never from code. The actions themselves run in the
+        action sensors after the run.
+        """
+        meta: dict[str, Any] = {}
+        with _permanent_errors("reading the job definitions"):
+            definition_id = self._job_definition_id(context, job_definitions)
+            if definition_id is None:
+                return meta
+            meta["dq/job_definition_id"] = definition_id
+            if outcome is None:
+                return meta
+            meta["dq/outcome"] = MetadataValue.text(outcome.value)
+            scoped = job_definitions.stores_for_context(context)
+            definition = scoped.job_definitions.get(definition_id)
+            if definition is None:
+                meta["dq/action_profile"] = MetadataValue.text(f"none (no job definition {definition_id})")
+                return meta
+            slots = slots_for(definition, outcome)
+            if not slots:
+                meta["dq/action_profile"] = MetadataValue.text(
+                    f"none (the definition names none for {outcome.value})"
+                )
+                return meta
+            shown: list[str] = []
+            actions: list[str] = []
+            for slot, ref in slots:
+                found = scoped.action_profiles.get(ref.action_profile_id, ref.version)
+                if found is None or found.is_retired:
+                    state = "retired" if found is not None else "missing"
+                    shown.append(f"{ref.action_profile_id} ({slot}, {state})")
+                    continue
+                shown.append(f"{found.action_profile_id}@{found.version} ({slot})")
+                actions += [str(t) for t in found.action_types]
+            meta["dq/action_profile"] = MetadataValue.text(", ".join(shown))
+            meta["dq/actions"] = MetadataValue.text(", ".join(dict.fromkeys(actions)) or "none")
+        return meta
+
+    def _cleansing_asset(self) -> AssetsDefinition:
+        builder = self
+        self_keys = self.keys
+        specs = self.check_specs()
+
+        @multi_asset(
+            name=f"{self.keys.name}_cleansing",
+            ins={"data": AssetIn(key=self.keys.source)},
+            outs={
+                "cleansed": AssetOut(
+                    key=self.keys.cleansed,
+                    io_manager_key=DQ_IO_MANAGER,
+                    kinds={"polars"},
+                    description=(
+                        f"{self.ds.dataset_type} data cleansed under the tenant's contract: repaired values, no "
+                        "duplicates, rows failing a hard rule quarantined. Stored as Parquet on a cleansing job run."
+                    ),
+                    metadata=self._meta(),
+                ),
+                "report": AssetOut(
+                    key=self.keys.report,
+                    io_manager_key=DQ_IO_MANAGER,
+                    description="What cleansing changed and rejected (by reason), as a cleansing job run.",
+                    metadata={"dq/dataset_type": self.ds.dataset_type},
+                ),
+            },
+            check_specs=specs,
+            partitions_def=self.partitions,
+            group_name=self.group,
+            retry_policy=DQ_RETRY,
+            # Subsettable so that a check a tenant's contract lacks may get no result (skipped).
+            can_subset=True,
+        )
+        def _cleansing(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Iterator[Output[Any] | AssetCheckResult]:
+            plan = builder._plan(context, contracts)
+            cleansed = cleanse(data, plan)
+            quarantine = quarantine_hard_failures(cleansed.frame, plan)
+            report = _with_quarantine(cleansed.report, quarantine)
+            outcome = check_results(validate(quarantine.kept, plan), specs, missing="skip")
+            if outcome.undeclared:
+                context.log.warning(
+                    "rules without a declared asset check (reload the code location to declare them): "
+                    f"{outcome.undeclared}"
+                )
+            if outcome.not_evaluated:
+                context.log.info(
+                    f"checks skipped, not applicable: the tenant's contract has no rule {outcome.not_evaluated}"
+                )
+            run_meta = builder._run_meta(context, job_definitions)
+            yield Output(
+                quarantine.kept,
+                output_name="cleansed",
+                metadata={
+                    **run_meta,
+                    "dq/rows_quarantined": MetadataValue.int(quarantine.rejected.height),
+                    "dq/contract_version": MetadataValue.text(report.contract_version or "unknown"),
+                    "dq/checks_not_applicable": MetadataValue.int(len(outcome.not_evaluated)),
+                },
+            )
+            yield Output(report, output_name="report", metadata=run_meta)
+            chosen = context.selected_asset_check_keys
+            yield from (
+                r for r in outcome.results if AssetCheckKey(self_keys.cleansed, str(r.check_name)) in chosen
+            )
+
+        return _cleansing
+
+    def _profile_asset(self) -> AssetsDefinition:
+        builder = self
+        upstream = self.keys.cleansed if "cleansing" in self.ds.jobs else self.keys.source
+
+        @asset(
+            key=self.keys.profile,
+            ins={"data": AssetIn(key=upstream)},
+            partitions_def=self.partitions,
+            group_name=self.group,
+            io_manager_key=DQ_IO_MANAGER,
+            retry_policy=DQ_RETRY,
+            description=f"Column profile of the {self.ds.dataset_type} data and the contract's profiling expectations.",
+            metadata={"dq/dataset_type": self.ds.dataset_type},
+        )
+        def _profile(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Output[ProfilingSnapshot]:
+            snapshot = profile(data, builder._plan(context, contracts))
+            outcome, _ = classify([], [snapshot])
+            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
+
+        return _profile
