@@ -285,8 +285,10 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         (``DQ_STORES_URL`` / ``_SCHEMA`` / ``_RESULTS_URL``).
         """
         config = StoresConfig.resolve(self.url, schema=self.schema_, results_url=self.results_url)
+        credentials = ExitStack()
         with ExitStack() as stack:
-            blob_options = self._blob_options(stack)
+            stack.callback(credentials.close)
+            blob_options = self._blob_options(credentials)
             metadata_on_blob = config.url.startswith("azure-blob://")
             results_on_blob = (config.results_url or "").startswith("azure-blob://")
             if blob_options and not (metadata_on_blob or results_on_blob):
@@ -304,16 +306,15 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
                 **({"row_level_security": True} if self.row_level_security else {}),
                 **(blob_options if metadata_on_blob else {}),
             )
-            stack.callback(Stores.close, stores)  # the class's own close: the instance's is replaced below
+            stack.callback(stores.close)
             if self.offload is True and stores.job_runs.payloads is None:
                 raise InvalidArtifactError(
                     f"result_backend={self.result_backend!r} needs a results location: set results_url",
                     field="results_url",
                 )
-            # Success: what the stack holds (the stores, then Blob credentials) now closes, newest
-            # first, when the stores are closed.
-            rest = stack.pop_all()
-            stores.close = rest.close  # type: ignore[method-assign]  # one close for all of it
+            # Success: the Blob client the stores use (if any) closes after them, with them.
+            stack.pop_all()
+            stores.close_after(credentials.close)
             return stores
         raise AssertionError("unreachable")  # pragma: no cover  # ExitStack does not swallow here
 

@@ -67,6 +67,11 @@ class Stores:
         """Run ``close`` when the stores are closed (last added, first run)."""
         self._closers.append(close)
 
+    def close_after(self, close: Callable[[], None]) -> None:
+        """Run ``close`` once everything else the stores hold is closed (e.g. a client whose
+        connections the stores use)."""
+        self._closers.insert(0, close)
+
     def close(self) -> None:
         """Release everything the stores hold; closing twice is harmless."""
         closers, self._closers = self._closers, []
