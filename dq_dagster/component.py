@@ -48,6 +48,7 @@ from typing import Any, Literal
 from dagster import (
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     ComponentLoadContext,
     DefaultSensorStatus,
     Definitions,
@@ -68,7 +69,7 @@ from dagster.components.component_scaffolding import scaffold_component
 
 from dq_dagster.actions.core import ActionSettings
 from dq_dagster.actions.sensors import build_action_sensors
-from dq_dagster.component_assets import _DatasetBuilder, _DatasetKeys
+from dq_dagster.component_assets import _DatasetBuilder, _DatasetKeys, table_source
 from dq_dagster.component_state import (
     ALL_JOBS,
     DQ_IO_MANAGER,
@@ -81,6 +82,7 @@ from dq_dagster.component_state import (
     _State,
 )
 from dq_dagster.discovery import contracts_by_tenant
+from dq_dagster.engine.sources import SourceError
 from dq_dagster.io_manager import JobRunIOManager
 from dq_dagster.resources import (
     ActionProfileStoreResource,
@@ -249,9 +251,19 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
                     f"{where}: dataset type {ds.dataset_type} is listed twice", field=where
                 )
             seen.add(key)
-            if (ds.source.asset is None) == (ds.source.path is None):
+            given = [k for k in ("asset", "path", "table") if getattr(ds.source, k) is not None]
+            if len(given) != 1:
                 raise InvalidArtifactError(
-                    f"{where}.source: give exactly one of asset or path", field=f"{where}.source"
+                    f"{where}.source: give exactly one of asset, path or table", field=f"{where}.source"
+                )
+            if ds.source.table is not None:
+                try:  # the shape only: the connection itself is read when a run starts
+                    table_source(ds.source, "tenant")
+                except SourceError as exc:
+                    raise InvalidArtifactError(f"{where}.{exc}", field=f"{where}.source") from exc
+            elif ds.source.connection is not None or ds.source.connection_env is not None:
+                raise InvalidArtifactError(
+                    f"{where}.source: connection / connection_env go with a table", field=f"{where}.source"
                 )
             if not ds.jobs:
                 raise InvalidArtifactError(f"{where}.jobs: name at least one job", field=f"{where}.jobs")
@@ -303,7 +315,7 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
         """
         self._check()
         backend = backend or self.stores_resource()
-        assets: list[AssetsDefinition] = []
+        assets: list[AssetsDefinition | AssetSpec] = []
         jobs = []
         job_for: dict[str, str] = {}
         served: set[str] = set()

@@ -21,6 +21,7 @@ from dagster import (
     AssetOut,
     AssetsDefinition,
     AssetSelection,
+    AssetSpec,
     Failure,
     MetadataValue,
     Output,
@@ -44,10 +45,12 @@ from dq_dagster.component_state import (
     DQ_IO_MANAGER,
     DQ_RETRY,
     DatasetAttributes,
+    SourceAttributes,
     _DatasetState,
     _union_plan_rules,
 )
 from dq_dagster.engine import RulePlan, cleanse, compile_rules, profile, validate
+from dq_dagster.engine.sources import TableSource, profile_source, validate_source
 from dq_dagster.resources import (
     ContractStoreResource,
     DQStoresResource,
@@ -82,6 +85,7 @@ class _DatasetKeys:
         self.report = AssetKey(f"{self.name}_cleansing_report")
         self.profile = AssetKey(f"{self.name}_profile")
         self.source_owned = ds.source.path is not None
+        self.source_table = ds.source.table is not None
         self.source = (
             AssetKey(ds.source.asset.split("/")) if ds.source.asset else AssetKey(f"{self.name}_source")
         )
@@ -144,6 +148,36 @@ def _read_source(path_template: str, tenant: str, base: Path) -> Any:
     return pl.read_csv(handle, try_parse_dates=True)
 
 
+def table_source(source: SourceAttributes, tenant: str) -> TableSource:
+    """The ``TableSource`` of one tenant (``{tenant}`` in the table name replaced)."""
+    assert source.table is not None
+    return TableSource(
+        table=source.table.replace("{tenant}", tenant),
+        connection=source.connection,
+        connection_env=source.connection_env,
+    )
+
+
+def _read_table(source: TableSource) -> Any:
+    """The whole table as a polars frame (cleansing needs the rows; validation and profiling do not)."""
+    import polars as pl
+    import sqlalchemy as sa
+
+    from dq_dagster.engine.pushdown import open_engine, split_table_name
+
+    schema, name = split_table_name(source.table)
+    engine = open_engine(source.url())
+    try:
+        with engine.connect() as conn:
+            # Plain SQLAlchemy, not polars.read_database (which needs an extra driver stack here).
+            result = conn.execute(sa.select(sa.text("*")).select_from(sa.table(name, schema=schema)))
+            columns = list(result.keys())
+            rows = result.all()
+    finally:
+        engine.dispose()
+    return pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None)
+
+
 class _DatasetBuilder:
     """The assets and job of one dataset, for the tenants and rules of the state."""
 
@@ -199,6 +233,21 @@ class _DatasetBuilder:
         return specs
 
     # run-time helpers --------------------------------------------------------------------------
+    def _table(self, context: AssetExecutionContext) -> TableSource:
+        with _permanent_errors(f"the {self.ds.dataset_type} table source"):
+            try:
+                return table_source(self.ds.source, context.partition_key)
+            except ValueError as exc:  # SourceError: misconfigured, no retry helps
+                raise InvalidArtifactError(str(exc), field="source") from exc
+
+    def _inputs(self, upstream: AssetKey) -> tuple[dict[str, AssetIn], list[AssetKey] | None]:
+        """(ins, deps) of a DQ asset: a plain dependency on a table (read in place), else the
+        upstream asset as the ``data`` input.
+        """
+        if self.keys.source_table and upstream == self.keys.source:
+            return {}, [upstream]
+        return {"data": AssetIn(key=upstream)}, None
+
     def _plan(self, context: AssetExecutionContext, contracts: ContractStoreResource) -> RulePlan:
         with _permanent_errors(f"no usable {self.ds.dataset_type} contract"):
             scoped = contracts.for_context(context)
@@ -226,10 +275,24 @@ class _DatasetBuilder:
         return definition.job_definition_id
 
     # assets ------------------------------------------------------------------------------------
-    def assets(self) -> list[AssetsDefinition]:
-        built: list[AssetsDefinition] = []
+    def assets(self) -> list[AssetsDefinition | AssetSpec]:
+        built: list[AssetsDefinition | AssetSpec] = []
         if self.keys.source_owned:
             built.append(self._source_asset())
+        if self.keys.source_table:
+            table = str(self.ds.source.table)
+            built.append(
+                AssetSpec(
+                    key=self.keys.source,
+                    group_name=self.group,
+                    kinds={"sql"},
+                    description=(
+                        f"The {self.ds.dataset_type} table of each tenant ({table}), validated and profiled "
+                        "where it lives; not materialized here."
+                    ),
+                    metadata=self._meta(**{"dq/source": table}),
+                )
+            )
         if "validation" in self.ds.jobs:
             built.append(self._validation_asset())
         if "cleansing" in self.ds.jobs:
@@ -277,9 +340,26 @@ class _DatasetBuilder:
     def _validation_asset(self) -> AssetsDefinition:
         builder = self
 
-        @asset(
+        def run(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Output[ValidationReport]:
+            plan = builder._plan(context, contracts)
+            if data is None:  # a table: the rules run inside its database
+                with _permanent_errors("validating the table"):
+                    report = validate_source(builder._table(context), plan)
+            else:
+                report = validate(data, plan)
+            outcome, _ = classify([], [report])
+            return Output(report, metadata=builder._run_meta(context, job_definitions, outcome))
+
+        ins, deps = self._inputs(self.keys.source)
+        decorate = asset(
             key=self.keys.validation,
-            ins={"data": AssetIn(key=self.keys.source)},
+            ins=ins,
+            deps=deps,
             partitions_def=self.partitions,
             group_name=self.group,
             io_manager_key=DQ_IO_MANAGER,
@@ -290,15 +370,26 @@ class _DatasetBuilder:
             ),
             metadata=self._meta(),
         )
+        if self.keys.source_table:
+
+            @decorate
+            def _validation_in_place(
+                context: AssetExecutionContext,
+                contracts: ContractStoreResource,
+                job_definitions: JobDefinitionStoreResource,
+            ) -> Output[ValidationReport]:
+                return run(context, None, contracts, job_definitions)
+
+            return _validation_in_place
+
+        @decorate
         def _validation(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
         ) -> Output[ValidationReport]:
-            report = validate(data, builder._plan(context, contracts))
-            outcome, _ = classify([], [report])
-            return Output(report, metadata=builder._run_meta(context, job_definitions, outcome))
+            return run(context, data, contracts, job_definitions)
 
         return _validation
 
@@ -352,41 +443,16 @@ class _DatasetBuilder:
         self_keys = self.keys
         specs = self.check_specs()
 
-        @multi_asset(
-            name=f"{self.keys.name}_cleansing",
-            ins={"data": AssetIn(key=self.keys.source)},
-            outs={
-                "cleansed": AssetOut(
-                    key=self.keys.cleansed,
-                    io_manager_key=DQ_IO_MANAGER,
-                    kinds={"polars"},
-                    description=(
-                        f"{self.ds.dataset_type} data cleansed under the tenant's contract: repaired values, no "
-                        "duplicates, rows failing a hard rule quarantined. Stored as Parquet on a cleansing job run."
-                    ),
-                    metadata=self._meta(),
-                ),
-                "report": AssetOut(
-                    key=self.keys.report,
-                    io_manager_key=DQ_IO_MANAGER,
-                    description="What cleansing changed and rejected (by reason), as a cleansing job run.",
-                    metadata={"dq/dataset_type": self.ds.dataset_type},
-                ),
-            },
-            check_specs=specs,
-            partitions_def=self.partitions,
-            group_name=self.group,
-            retry_policy=DQ_RETRY,
-            # Subsettable so that a check a tenant's contract lacks may get no result (skipped).
-            can_subset=True,
-        )
-        def _cleansing(
+        def cleansing_run(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
         ) -> Iterator[Output[Any] | AssetCheckResult]:
             plan = builder._plan(context, contracts)
+            if data is None:  # a table: cleansing needs its rows in memory
+                with _permanent_errors("reading the table"):
+                    data = _read_table(builder._table(context))
             cleansed = cleanse(data, plan)
             quarantine = quarantine_hard_failures(cleansed.frame, plan)
             report = _with_quarantine(cleansed.report, quarantine)
@@ -417,15 +483,83 @@ class _DatasetBuilder:
                 r for r in outcome.results if AssetCheckKey(self_keys.cleansed, str(r.check_name)) in chosen
             )
 
+        ins, deps = self._inputs(self.keys.source)
+        decorate = multi_asset(
+            name=f"{self.keys.name}_cleansing",
+            ins=ins,
+            deps=deps,
+            outs={
+                "cleansed": AssetOut(
+                    key=self.keys.cleansed,
+                    io_manager_key=DQ_IO_MANAGER,
+                    kinds={"polars"},
+                    description=(
+                        f"{self.ds.dataset_type} data cleansed under the tenant's contract: repaired values, no "
+                        "duplicates, rows failing a hard rule quarantined. Stored as Parquet on a cleansing job run."
+                    ),
+                    metadata=self._meta(),
+                ),
+                "report": AssetOut(
+                    key=self.keys.report,
+                    io_manager_key=DQ_IO_MANAGER,
+                    description="What cleansing changed and rejected (by reason), as a cleansing job run.",
+                    metadata={"dq/dataset_type": self.ds.dataset_type},
+                ),
+            },
+            check_specs=specs,
+            partitions_def=self.partitions,
+            group_name=self.group,
+            retry_policy=DQ_RETRY,
+            # Subsettable so that a check a tenant's contract lacks may get no result (skipped).
+            can_subset=True,
+        )
+        if self.keys.source_table:
+
+            @decorate
+            def _cleansing_in_place(
+                context: AssetExecutionContext,
+                contracts: ContractStoreResource,
+                job_definitions: JobDefinitionStoreResource,
+            ) -> Iterator[Output[Any] | AssetCheckResult]:
+                yield from cleansing_run(context, None, contracts, job_definitions)
+
+            return _cleansing_in_place
+
+        @decorate
+        def _cleansing(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Iterator[Output[Any] | AssetCheckResult]:
+            yield from cleansing_run(context, data, contracts, job_definitions)
+
         return _cleansing
 
     def _profile_asset(self) -> AssetsDefinition:
         builder = self
         upstream = self.keys.cleansed if "cleansing" in self.ds.jobs else self.keys.source
 
-        @asset(
+        def run(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Output[ProfilingSnapshot]:
+            plan = builder._plan(context, contracts)
+            if data is None:  # a table: profiled inside its database
+                with _permanent_errors("profiling the table"):
+                    snapshot = profile_source(builder._table(context), plan)
+            else:
+                snapshot = profile(data, plan)
+            outcome, _ = classify([], [snapshot])
+            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
+
+        ins, deps = self._inputs(upstream)
+        decorate = asset(
             key=self.keys.profile,
-            ins={"data": AssetIn(key=upstream)},
+            ins=ins,
+            deps=deps,
             partitions_def=self.partitions,
             group_name=self.group,
             io_manager_key=DQ_IO_MANAGER,
@@ -433,14 +567,25 @@ class _DatasetBuilder:
             description=f"Column profile of the {self.ds.dataset_type} data and the contract's profiling expectations.",
             metadata={"dq/dataset_type": self.ds.dataset_type},
         )
+        if self.keys.source_table and upstream == self.keys.source:
+
+            @decorate
+            def _profile_in_place(
+                context: AssetExecutionContext,
+                contracts: ContractStoreResource,
+                job_definitions: JobDefinitionStoreResource,
+            ) -> Output[ProfilingSnapshot]:
+                return run(context, None, contracts, job_definitions)
+
+            return _profile_in_place
+
+        @decorate
         def _profile(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
         ) -> Output[ProfilingSnapshot]:
-            snapshot = profile(data, builder._plan(context, contracts))
-            outcome, _ = classify([], [snapshot])
-            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
+            return run(context, data, contracts, job_definitions)
 
         return _profile

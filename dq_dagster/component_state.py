@@ -56,9 +56,27 @@ class StoresAttributes(Resolvable, Model):
 
 
 class SourceAttributes(Resolvable, Model):
+    """Exactly one of ``asset``, ``path`` or ``table``."""
+
     asset: str | None = Field(
         default=None,
         description="Key (a/b/c) of an upstream asset partitioned by tenant, yielding a polars or pandas frame.",
+    )
+    table: str | None = Field(
+        default=None,
+        description=(
+            "A database table, 'schema.table' ('{tenant}' is replaced by the tenant id, e.g. "
+            "'{tenant}.billing' for a schema per tenant): validated and profiled IN PLACE by the SQL "
+            "engine (rules pushed down, nothing copied out); cleansing reads it into memory."
+        ),
+    )
+    connection: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the table's database, without a password (else use connection_env).",
+    )
+    connection_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the table's database URL (read when a run starts).",
     )
     path: str | None = Field(
         default=None,

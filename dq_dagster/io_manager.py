@@ -62,6 +62,11 @@ def output_metadata(written: WrittenRun) -> dict[str, MetadataValue[Any]]:
         "dq/result_location": MetadataValue.text(written.result.location),
         "dq/result_sha256": MetadataValue.text(written.result.sha256),
         "dq/result_size_bytes": MetadataValue.int(written.result.size_bytes),
+        **(
+            {"dq/engine": MetadataValue.text(str(run.metadata["engine"]))}
+            if isinstance(run.metadata.get("engine"), str)
+            else {}
+        ),
     }
     if written.pass_rate is not None:
         meta["dq/pass_rate"] = MetadataValue.float(float(written.pass_rate))

@@ -433,6 +433,10 @@ class JobRunWriter:
             content_type, result_type = "application/json", str(output.report_type)
             table = _table(output)
             pass_rate, row_count = summary.pass_rate, summary.row_count
+            engine = output.metadata.get("engine")
+            if isinstance(engine, str):
+                # Which engine ran (polars, polars-batches, sql:<dialect>): on the run record too.
+                metadata["engine"] = engine
         elif frame_library(output) is not None:
             payload, library, columns, row_count = frame_to_parquet(output)
             metadata["dataframe"] = library

@@ -25,7 +25,7 @@ from dagster import (
     define_asset_job,
 )
 
-from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
+from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes, StoresAttributes
 from dq_dagster.definitions import ARTIFACTS_DIR
 from dq_dagster.examples.sources import raw_billing_asset
 from dq_dagster.resources import (
@@ -622,3 +622,112 @@ def test_a_cancelled_run_is_a_failure_for_the_actions() -> None:
     event, reasons = classify([], [], run_cancelled=True)
     assert (event, reasons) == (ActionEvent.FAILURE, ["the Dagster run was cancelled"])
     from dq_dagster.definitions import build_definitions  # noqa: F401  (the sensors exist on the demo)
+
+
+# -- a table source: validated and profiled where it lives ------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_table_source_is_validated_and_profiled_in_place_end_to_end(
+    pg_url: str, make_pg_schema: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from bench.sqldata import load_frame
+    from dq_dagster.examples.generator import generate_billing
+    from dq_stores.registry import open_stores
+
+    data_schema = make_pg_schema()  # type: ignore[operator]
+    store_url = f"sqlite:///{tmp_path / 'dq.db'}"
+    seed(store_url)
+    engine = sa.create_engine(pg_url)
+    try:
+        for tenant in ("TNT-001", "TNT-002"):
+            frame, _ = generate_billing(2_000, seed=3, tenant=tenant)
+            load_frame(engine, f"billing_{tenant}", frame, schema=data_schema)
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("DQ_TEST_SOURCE_URL", pg_url)  # the connection comes from the environment
+    component = DataQualityComponent(
+        stores=StoresAttributes(url=store_url),
+        datasets=[
+            DatasetAttributes(
+                dataset_type="billing",
+                source=SourceAttributes(
+                    table=f"{data_schema}.billing_{{tenant}}", connection_env="DQ_TEST_SOURCE_URL"
+                ),
+            )
+        ],
+    )
+    state = component.read_state()
+    defs = component.build_defs_for_state(state)
+    job = defs.resolve_job_def("billing_dq_pipeline")
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(partition_key="TNT-002", instance=instance)
+    assert result.success
+    materialized = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key is not None
+    }
+    assert set(materialized) == {
+        "billing_validation",
+        "billing_cleansed",
+        "billing_cleansing_report",
+        "billing_profile",
+    }
+    assert materialized["billing_validation"]["dq/engine"].value == "sql:postgresql"  # type: ignore[attr-defined]
+    # With cleansing in the jobs, the profile describes the cleansed data (in memory).
+    assert materialized["billing_profile"]["dq/engine"].value == "polars"  # type: ignore[attr-defined]
+    with open_stores(store_url, use_env=False) as stores:
+        runs = {r.job_type.value: r for r in stores.job_runs.list_by_tenant("TNT-002", ENV)}
+        assert runs["validation"].metadata["engine"] == "sql:postgresql"
+        report = stores.job_runs.get_result_model("TNT-002", ENV, runs["validation"].job_id)
+        assert report.row_count == 2_000
+        assert report.metadata["engine"] == "sql:postgresql"
+    # The source is an external asset: not materializable, nothing copies the table out.
+    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
+    assert AssetKey("billing_source") in specs
+    assert AssetKey("billing_source") not in job.asset_layer.selected_asset_keys
+    # Validation and profiling only: both run inside the database.
+    in_place = DataQualityComponent(
+        stores=StoresAttributes(url=store_url),
+        datasets=[
+            DatasetAttributes(
+                dataset_type="billing",
+                source=SourceAttributes(
+                    table=f"{data_schema}.billing_{{tenant}}", connection_env="DQ_TEST_SOURCE_URL"
+                ),
+                jobs=["validation", "profiling"],
+            )
+        ],
+    )
+    job = in_place.build_defs_for_state(state).resolve_job_def("billing_dq_pipeline")
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(partition_key="TNT-001", instance=instance)
+    assert result.success
+    engines = {
+        e.asset_key.to_user_string(): e.materialization.metadata["dq/engine"].value  # type: ignore[attr-defined]
+        for e in result.get_asset_materialization_events()
+        if e.asset_key is not None
+    }
+    assert engines == {"billing_validation": "sql:postgresql", "billing_profile": "sql:postgresql"}
+    bad = DataQualityComponent(
+        datasets=[
+            DatasetAttributes(
+                dataset_type="billing",
+                source=SourceAttributes(table="a.b.c", connection_env="X"),
+            )
+        ]
+    )
+    with pytest.raises(InvalidArtifactError, match="table"):
+        bad.build_defs_for_state(state)
+    with pytest.raises(InvalidArtifactError, match="password"):
+        DataQualityComponent(
+            datasets=[
+                DatasetAttributes(
+                    dataset_type="billing",
+                    source=SourceAttributes(table="s.t", connection="postgresql://u:secret@h/db"),
+                )
+            ]
+        ).build_defs_for_state(state)
