@@ -69,7 +69,8 @@ class Stores:
 
     def close_after(self, close: Callable[[], None]) -> None:
         """Run ``close`` once everything else the stores hold is closed (e.g. a client whose
-        connections the stores use)."""
+        connections the stores use).
+        """
         self._closers.insert(0, close)
 
     def close(self) -> None:
