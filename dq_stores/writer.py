@@ -31,12 +31,14 @@ import pydantic
 from dq_stores.canonical import canonical_json
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
 from dq_stores.models import (
+    REPORT_MODELS,
     CleansingReport,
     JobRun,
     JobRunStatus,
     JobType,
     OrchestratorInfo,
     ProfilingSnapshot,
+    Report,
     ReportStatus,
     ResultRef,
     RunContractRef,
@@ -44,7 +46,7 @@ from dq_stores.models import (
     Severity,
     ValidationReport,
 )
-from dq_stores.models.common import CanonicalModel, utcnow
+from dq_stores.models.common import utcnow
 from dq_stores.models.job_runs import check_transition
 from dq_stores.scoped import ScopedJobRunStore
 
@@ -71,13 +73,6 @@ MAX_TABLE_ROWS = 100
 """Rows of the failed-rule / anomaly table kept for the UI (the full list is in the result)."""
 
 FrameLibrary = Literal["polars", "pandas"]
-Report = ValidationReport | CleansingReport | ProfilingSnapshot
-
-_REPORT_MODELS: dict[str, type[CanonicalModel]] = {
-    "validation": ValidationReport,
-    "cleansing": CleansingReport,
-    "profiling": ProfilingSnapshot,
-}
 _FROM_REPORT_STATUS = {
     ReportStatus.PASSED: JobRunStatus.SUCCEEDED,
     ReportStatus.WARNING: JobRunStatus.WARNING,
@@ -384,9 +379,7 @@ class JobRunWriter:
     @staticmethod
     def supports(obj: Any) -> bool:
         """Whether ``obj`` is an output this writer records."""
-        return isinstance(obj, ValidationReport | CleansingReport | ProfilingSnapshot) or (
-            frame_library(obj) is not None
-        )
+        return isinstance(obj, Report) or (frame_library(obj) is not None)
 
     # writing ----------------------------------------------------------------------------------
     def write(
@@ -412,7 +405,7 @@ class JobRunWriter:
         metadata: dict[str, Any] = {}
         if origin.output_name is not None:
             metadata["output_name"] = origin.output_name
-        if isinstance(output, ValidationReport | CleansingReport | ProfilingSnapshot):
+        if isinstance(output, Report):
             for name, value, expected in (
                 ("tenant_id", output.tenant_id, scope.tenant),
                 ("environment", output.environment, scope.environment),
@@ -544,7 +537,7 @@ class JobRunWriter:
 def _decode(run: JobRun, data: bytes, frame: FrameLibrary | None) -> Any:
     assert run.result is not None
     result_type = run.result.result_type or ""
-    model = _REPORT_MODELS.get(result_type)
+    model = REPORT_MODELS.get(result_type)
     if model is not None:
         try:
             return model.model_validate_json(data)
