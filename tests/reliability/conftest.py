@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -27,6 +27,8 @@ import pytest
 from dq_stores.base import JobRunStore
 from dq_stores.errors import ConflictError
 from dq_stores.registry import Stores, open_stores
+from tests.plugins.azurite import Azurite, AzuriteUnavailable, start_azurite
+from tests.plugins.postgres import require_service
 
 ENV = "prod"
 
@@ -89,6 +91,22 @@ def make_location(backend: str, request: pytest.FixtureRequest, tmp_path: Path) 
             backoff=(0.01, 0.5),
         )
     raise ValueError(f"unknown backend {backend!r}")
+
+
+@pytest.fixture(scope="package")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """A fresh Azurite for the reliability tests (overrides the session's): 16 writer processes,
+    crash loops and hostile names hammer it, and an emulator that has held everything the rest of
+    the suite wrote answers them slower (seen: 60 s read timeouts under load)."""
+    try:
+        instance = start_azurite(tmp_path_factory.mktemp("azurite-reliability"))
+    except AzuriteUnavailable as exc:
+        require_service("Azurite", str(exc))
+        raise  # unreachable: require_service fails or skips
+    try:
+        yield instance
+    finally:
+        instance.stop()
 
 
 @pytest.fixture(params=BACKEND_PARAMS)
