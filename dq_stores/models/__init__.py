@@ -123,6 +123,12 @@ from dq_stores.models.reports import (
     RESULT_EXTENSIONS as RESULT_EXTENSIONS,
 )
 from dq_stores.models.reports import (
+    AnomalyCheck as AnomalyCheck,
+)
+from dq_stores.models.reports import (
+    AnomalyDirection as AnomalyDirection,
+)
+from dq_stores.models.reports import (
     CleansingReport as CleansingReport,
 )
 from dq_stores.models.reports import (

@@ -18,6 +18,8 @@ __all__ = [
     "MAX_SAMPLE",
     "REPORT_MODELS",
     "RESULT_EXTENSIONS",
+    "AnomalyCheck",
+    "AnomalyDirection",
     "CleansingReport",
     "ColumnChange",
     "ColumnProfile",
@@ -142,11 +144,51 @@ class ExpectationResult(CanonicalModel):
     passed: bool
 
 
+class AnomalyDirection(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    BOTH = "both"
+
+
+class AnomalyCheck(CanonicalModel):
+    """One monitored metric of one run, checked against the band learned from its own history.
+
+    ``metric`` is a profile metric (``row_count``, ``null_ratio``, ``distinct_ratio``, ``mean``,
+    ``min``, ``max``, ...) of ``column`` (None for table metrics such as ``row_count``), or
+    ``failure_rate`` of the validation rule ``rule_id``. ``expected_low`` / ``expected_high`` are
+    None while the history is shorter than the configured minimum (``evaluated`` is then False and
+    ``anomalous`` False: too little history is never an alarm).
+    """
+
+    metric: str
+    column: str | None = None
+    rule_id: str | None = None
+    observed: float | None
+    expected_low: float | None = None
+    expected_high: float | None = None
+    history_size: int = Field(ge=0)
+    direction: AnomalyDirection = AnomalyDirection.BOTH
+    sensitivity: float | None = None
+    method: str = "mad"
+    seasonal: bool = False
+    evaluated: bool = True
+    anomalous: bool = False
+
+    @property
+    def key(self) -> str:
+        """Stable id of the monitored metric: ``row_count``, ``amount.null_ratio``, ``rule:r1``."""
+        if self.rule_id is not None:
+            return f"rule:{self.rule_id}.{self.metric}"
+        return self.metric if self.column is None else f"{self.column}.{self.metric}"
+
+
 class ProfilingSnapshot(_ReportBase):
     report_type: Literal["profiling"] = "profiling"
     row_count: int = Field(ge=0)
     columns: list[ColumnProfile] = Field(default_factory=list)
     expectations: list[ExpectationResult] = Field(default_factory=list)
+    anomaly_checks: list[AnomalyCheck] = Field(default_factory=list)
+    """Metrics monitored for anomalies on their history (empty when none is configured)."""
 
     @property
     def anomalies(self) -> list[ExpectationResult]:
