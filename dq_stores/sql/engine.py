@@ -323,8 +323,13 @@ class ScopeHook(Protocol):
     def enter(self, tenant: str, environment: str | None) -> AbstractContextManager[None]:
         """Around a SQLAlchemy transaction: the scope its ``begin`` sets (and refusals translated)."""
 
-    def setting(self, tenant: str, environment: str | None) -> tuple[str, tuple[Any, ...]]:
-        """The statement (and its parameters) that sets the scope first in a fast-path transaction."""
+    def setting(
+        self, tenant: str, environment: str | None, *, session: bool = False
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The statement (and its parameters) that sets the scope first in a fast-path transaction
+        (``session=True``: for the rest of the session, on a connection only the fast lane uses).
+        Refuses a scope the caller may not address, like ``enter``.
+        """
 
 
 class SqlEngine:
@@ -415,18 +420,19 @@ class SqlEngine:
         bound = compiled.bind(params)
         if self._thread_local:  # the embedded file: no pool, no disconnects, no scope hook
             return compiled.rows(self._on_thread_connection(compiled, bound))
-        setting = None
-        if self.scope_hook is not None and scope is not None:
-            setting = self.scope_hook.setting(*scope)
+        if self.scope_hook is None:
+            scope = None
+        elif scope is not None:
+            self.scope_hook.setting(*scope)  # refuses a scope outside the caller's rls_scope
         with self._guard():
             try:
-                return compiled.rows(self._on_dbapi(compiled, bound, setting))
+                return compiled.rows(self._on_dbapi(compiled, bound, scope))
             except _Disconnected as lost:
                 if not read_only:
                     raise self._translate_error(lost.error) from lost.error
             # A read on a connection that died while pooled: once more, on a fresh connection.
             try:
-                return compiled.rows(self._on_dbapi(compiled, bound, setting))
+                return compiled.rows(self._on_dbapi(compiled, bound, scope))
             except _Disconnected as lost:
                 raise self._translate_error(lost.error) from lost.error
 
@@ -457,23 +463,37 @@ class SqlEngine:
         finally:
             cursor.close()
 
-    def _on_dbapi(
-        self, compiled: _Compiled, params: Any, setting: tuple[str, tuple[Any, ...]] | None = None
-    ) -> list[Any]:
+    def _on_dbapi(self, compiled: _Compiled, params: Any, scope: ScopeKey | None = None) -> list[Any]:
         if self._thread_local:
             return self._on_thread_connection(compiled, params)
+        hook = self.scope_hook
         lane = self._lane
         conn = lane.acquire() if lane is not None else None
         if conn is not None:
             assert lane is not None
             broken = False
+            setting = None
+            if hook is not None and scope is not None and lane.scope_of(conn) != scope:
+                # A lane connection keeps its scope as a session setting (nobody else uses it),
+                # set in the same message as the statement when it changes: a call in the same
+                # scope as the connection's last one is then a plain prepared statement.
+                setting = hook.setting(*scope, session=True)
             try:
-                return self._statement(conn, compiled, params, setting)
+                rows = self._statement(conn, compiled, params, setting)
             except _Disconnected:
                 broken = True
                 raise
+            except BaseException:
+                # A failed message rolled its setting back with it: the scope is unknown now.
+                lane.set_scope(conn, None)
+                raise
+            else:
+                if setting is not None:
+                    lane.set_scope(conn, scope)
+                return rows
             finally:
                 lane.release(conn, broken=broken)
+        setting = hook.setting(*scope) if hook is not None and scope is not None else None
         fairy = self._checkout()
         dbapi_conn: Any = fairy.dbapi_connection
         try:

@@ -43,6 +43,7 @@ class FastLane:
         self._idle: list[tuple[Any, float]] = []
         self._slots = threading.BoundedSemaphore(limit)
         self._closed = False
+        self._scopes: dict[int, Any] = {}
         ref = weakref.ref(self)
 
         def forget_in_child() -> None:
@@ -65,7 +66,7 @@ class FastLane:
                 if time.monotonic() - idle_since <= self._idle_ping or _answers(conn):
                     return conn
                 # Dead after a long idle: a restart or an idle timeout; the rest are suspect too.
-                _close(conn)
+                self._close(conn)
                 self.clear()
         except BaseException:
             self._slots.release()
@@ -75,14 +76,24 @@ class FastLane:
         """Give ``conn`` back; ``broken`` (a disconnect) closes it and every idle one."""
         try:
             if broken:
-                _close(conn)
+                self._close(conn)
                 self.clear()
             elif self._closed or getattr(conn, "closed", False):
-                _close(conn)
+                self._close(conn)
             else:
                 self._idle.append((conn, time.monotonic()))
         finally:
             self._slots.release()
+
+    def scope_of(self, conn: Any) -> Any:
+        """The scope ``conn``'s session is set to (row-level security), None when not known."""
+        return self._scopes.get(id(conn))
+
+    def set_scope(self, conn: Any, scope: Any) -> None:
+        if scope is None:
+            self._scopes.pop(id(conn), None)
+        else:
+            self._scopes[id(conn)] = scope
 
     def clear(self) -> None:
         """Close every idle connection (those in use are closed when they come back broken)."""
@@ -91,7 +102,7 @@ class FastLane:
                 conn, _ = self._idle.pop()
             except IndexError:
                 return
-            _close(conn)
+            self._close(conn)
 
     def close(self) -> None:
         self._closed = True
@@ -104,8 +115,13 @@ class FastLane:
         conn.autocommit = True
         return conn
 
+    def _close(self, conn: Any) -> None:
+        self._scopes.pop(id(conn), None)  # before a new connection can take its id
+        _close(conn)
+
     def _forget(self) -> None:
         self._idle = []
+        self._scopes = {}
         self._slots = threading.BoundedSemaphore(self._limit)
 
 

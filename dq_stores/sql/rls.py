@@ -352,10 +352,15 @@ class RowLevelSecurity:
         self.check(tenant, environment)
         return _entered(tenant, environment)
 
-    def setting(self, tenant: str, environment: str | None) -> tuple[str, tuple[Any, ...]]:
+    def setting(
+        self, tenant: str, environment: str | None, *, session: bool = False
+    ) -> tuple[str, tuple[Any, ...]]:
         self.check(tenant, environment)
+        # is_local true: SET LOCAL, ends with the transaction; false: the session keeps it (only
+        # on fast-lane connections, which no other code path ever uses).
+        local = "false" if session else "true"
         return (
-            "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+            f"SELECT set_config(%s, %s, {local}), set_config(%s, %s, {local})",
             (TENANT_SETTING, tenant, ENVIRONMENT_SETTING, environment or ALL_ENVIRONMENTS),
         )
 
