@@ -33,7 +33,6 @@ from dq_stores.models import (
 
 __all__ = [
     "MAX_LISTED",
-    "OPENLINEAGE_SCHEMA_URL",
     "PAYLOAD_SCHEMA",
     "PRODUCER",
     "TICKET_SCHEMA",
@@ -51,13 +50,6 @@ Report = ValidationReport | CleansingReport | ProfilingSnapshot
 
 PAYLOAD_SCHEMA = "dq.action.v1"
 TICKET_SCHEMA = "dq.ticket.v1"
-OPENLINEAGE_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-_FACET_URLS = {
-    "errorMessage": "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
-    "dataQualityAssertions": "https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
-    "dataQualityMetrics": "https://openlineage.io/spec/facets/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet",
-    "outputStatistics": "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
-}
 PRODUCER = "https://pypi.org/project/dq-stores/0.1.0#dq_dagster"
 MAX_LISTED = 50
 """Failed rules / anomalies listed in a payload (the full lists are in the stored reports)."""
