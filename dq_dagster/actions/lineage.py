@@ -193,7 +193,7 @@ def _metrics(report: ProfilingSnapshot, producer: str) -> dqm.DataQualityMetrics
         columns[col.column] = dqm.ColumnMetrics(
             nullCount=col.null_count,
             distinctCount=col.distinct_count,
-            count=float(col.count),
+            count=col.count,
             min=bounds.get("min"),
             max=bounds.get("max"),
             quantiles=None,
