@@ -49,9 +49,11 @@ from dq_dagster.examples.generator import billing_contract, generate_billing
 from dq_stores.models import (
     ActionOutcomeStatus,
     AnomalyCheck,
+    ColumnProfile,
     JobRun,
     ProfilingSnapshot,
     Report,
+    RuleResult,
     Severity,
     ValidationReport,
 )
@@ -430,6 +432,98 @@ def test_include_payload_false_sends_no_dq_facets(
     (dataset,) = event["inputs"]
     assert "inputFacets" not in dataset and "facets" not in dataset
     assert "test" not in (event["run"].get("facets") or {})
+
+
+# -- the README's example -----------------------------------------------------------------------------
+
+
+def _readme_example() -> dict[str, Any]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### What `EMIT_LINEAGE` emits", 1)[1]
+    match = re.search(r"```json\n(.*?)\n```", section, re.DOTALL)
+    assert match is not None, "the section has a json example"
+    example: dict[str, Any] = json.loads(match.group(1))
+    return example
+
+
+def _excerpt_of(part: Any, whole: Any, path: str = "") -> list[str]:
+    """Where ``part`` is not an excerpt of ``whole`` (dict keys and list items may be left out)."""
+    if isinstance(part, dict):
+        if not isinstance(whole, dict):
+            return [f"{path}: not an object"]
+        return [
+            e
+            for k, v in part.items()
+            for e in (_excerpt_of(v, whole[k], f"{path}.{k}") if k in whole else [f"{path}.{k}: not emitted"])
+        ]
+    if isinstance(part, list):
+        if not isinstance(whole, list):
+            return [f"{path}: not a list"]
+        return [
+            f"{path}[{i}]: no such item"
+            for i, item in enumerate(part)
+            if all(_excerpt_of(item, w) for w in whole)
+        ]
+    return [] if part == whole else [f"{path}: {part!r} != {whole!r}"]
+
+
+def test_the_readme_example_is_valid_and_what_the_action_emits() -> None:
+    example = _readme_example()
+    assert schema_errors(example) == []
+    report = ValidationReport(
+        dataset_type="billing",
+        status="failed",
+        row_count=20000,
+        rows_failed=12,
+        pass_rate=0.9994,
+        rules=[
+            RuleResult(
+                rule_id="invoice_id.unique",
+                rule_type="unique",
+                column="invoice_id",
+                checked_count=20000,
+                failed_count=12,
+                failure_rate=0.0006,
+                passed=False,
+                description="invoice_id is unique",
+            )
+        ],
+    )
+    snapshot = ProfilingSnapshot(
+        dataset_type="billing",
+        row_count=20000,
+        columns=[
+            ColumnProfile(
+                column="gross_amount",
+                count=20000,
+                null_count=0,
+                null_ratio=0.0,
+                distinct_count=19890,
+                min=0.5,
+                max=9999.74,
+            )
+        ],
+    )
+    facts = DQRunFacts(
+        tenant="TNT-001",
+        environment="prod",
+        job_definition=make_job_definition(
+            "TNT-001", "prod", "billing-daily-checks", contract_id="billing-contract"
+        ),
+        job_runs=(),
+        reports=(report, snapshot),
+        event=ActionEvent.FAILURE,
+        reasons=("validation: 1 hard rule(s) failed",),
+        occurred_at=datetime(2024, 5, 1, 6, 0, 12, tzinfo=UTC),
+        dagster_run_id="0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+    )
+    emitted = build_openlineage_event(facts)
+    assert _excerpt_of(example, emitted) == []
+    # The facets the README leaves out of its excerpt are the ones it says it leaves out.
+    assert (
+        emitted["inputs"][0]["facets"]["dataQualityAssertions"]
+        == (emitted["inputs"][0]["inputFacets"]["dataQualityAssertions"])
+    )
 
 
 # -- the validator bites ------------------------------------------------------------------------------
