@@ -2,9 +2,9 @@
 profile slots run for it, the settings that bound execution, and the facts every action is about.
 
 Classification: ``failure`` when the orchestrator's run failed (or was cancelled: see
-``dq_dagster.actions.sensors``), a job run failed, or a validation report failed or has a failed
-hard rule; ``anomaly`` when it succeeded but a soft rule or a profiling expectation was breached;
-else ``success``. An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
+``dq_dagster.actions.sensors``), a job run failed, a validation report failed or has a failed
+hard rule, or a hard profiling expectation was breached; ``anomaly`` when it succeeded but a job
+run warned, a soft rule failed or a soft profiling expectation was breached; else ``success``. An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
 run. No Dagster import here.
 """
 
