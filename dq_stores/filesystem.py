@@ -32,18 +32,26 @@ nanoseconds, strictly increasing per folder, and is also the mtime of its histor
 file for job runs), so it survives a lost index. Etags are ``<revision>-<stamp hex>-<sha256[:12]>``:
 unique per revision (delete and re-create included) and the same in every process.
 
-**Atomic writes.** Every file is written to a hidden temp file in the same folder, fsynced, moved
-into place with ``os.replace`` and the folder fsynced: a reader or a crash sees the old bytes or
-the new ones, never a partial file. A delete renames the artifact away (one atomic step) before
-anything else.
+**Durable writes and caches.** One document per put is durable: a job run file, or a versioned
+artifact's history revision (the commit point), written to a hidden temp file in the same folder,
+fsynced, moved into place with ``os.replace`` and the folder fsynced. The index and a versioned
+artifact's current file (a copy of its last history revision) are caches, rewritten in place
+under the exclusive lock without fsync when the lock's marker can tell a restart (Linux boot id,
+``fsio.BOOT_ID``; elsewhere they are written atomically and synced, as the documents are). A
+rename over an existing, unsynced file would make ext4 flush it at once (``auto_da_alloc``):
+the in-place rewrite is what keeps a put at the cost of one durable atomic write. Readers of the
+store hold the lock, so they never see a half-written cache; a crash that leaves one is repaired
+(below). A delete renames the artifact away (one atomic step) before anything else.
 
 **Concurrency.** POSIX only (``fcntl.flock``: a local filesystem, or NFS with working locks).
 One lock per ``<tenant>/<environment>/<kind>`` folder (``.lock``): writers hold it exclusively for
 the whole read-check-write-index critical section, readers hold it shared, so ``if_match`` and
 ``create_only`` hold between processes (waits are bounded by ``lock_timeout``). A writer sets the
-lock file's marker before its first change and clears it after its last; a writer killed in
-between leaves the mark, and the next process to take the lock repairs the folder from the files
-before doing anything else. A write that fails with an ``OSError`` undoes its own changes before
+lock file's marker before its first change and clears it after its last (or marks the index as
+cached in this boot); a writer killed in between leaves the mark, and so does a restart after an
+unsynced index write (the marker names another boot), and the next process to take the lock
+repairs the folder from the files before doing anything else: the index rebuilt, and a current
+file that is torn, missing or still the previous revision restored from the history revision. A write that fails with an ``OSError`` undoes its own changes before
 raising ``BackendUnavailableError``, so retrying it (with the same ``if_match``) is safe.
 
 **Index.** ``.index.json`` holds, per artifact, the ``ArtifactIndex`` / ``RunIndex`` fields,
@@ -106,9 +114,11 @@ from dq_stores.errors import (
 )
 from dq_stores.fsio import (
     TEMP_SUFFIX,
+    TRASH_SUFFIX,
     SafeRoot,
     ScopeLock,
     atomic_write,
+    atomic_write_stream,
     fsync_dir,
     is_garbage,
     make_dirs,
@@ -517,6 +527,8 @@ class _Txn:
         self._cleanup: list[Callable[[], None]] = []
         self._unsynced: set[str] = set()
         self.started = False
+        self.lazy = bool(locks) and all(lock.lazy_index for lock in locks)
+        """Copies a repair restores (index, current files) may skip their fsync."""
 
     def _start(self) -> None:
         if not self.started:
@@ -533,15 +545,19 @@ class _Txn:
         stamp: int | None,
         sync_dir: bool = True,
         undo: bool = True,
+        durable: bool = True,
     ) -> None:
         """Atomically replace ``path``; ``old`` is its current (bytes, mtime) or None if absent.
 
         ``sync_dir=False`` defers the folder fsync to ``sync`` (called before the indexes are
-        written); ``undo=False`` for a folder's last write (its index), after which nothing fails.
+        written); ``undo=False`` for a folder's last write (its index), after which nothing fails;
+        ``durable=False`` for what a repair rebuilds (the index, a current file): no fsync.
         """
         self._start()
-        atomic_write(path, data, mtime_ns=stamp, sync_dir=sync_dir)
-        if not sync_dir:
+        atomic_write_stream(
+            path, (data,), mtime_ns=stamp, sync_dir=sync_dir, durable=durable, make_parents=False
+        )
+        if durable and not sync_dir:
             self._unsynced.add(os.path.dirname(path))
         if not undo:
             return
@@ -550,6 +566,17 @@ class _Txn:
         else:
             previous, mtime = old
             self._undo.append(lambda: atomic_write(path, previous, mtime_ns=mtime))
+
+    def write_in_place(
+        self, path: str, data: bytes, previous: Callable[[], bytes], *, mtime_ns: int | None = None
+    ) -> None:
+        """Overwrite ``path`` in place, without fsync (a copy a repair restores, under the
+        exclusive lock); the undo writes ``previous()`` back (also when this write fails half-way).
+        """
+        self._start()
+        old_mtime = os.stat(path).st_mtime_ns if mtime_ns is not None else None
+        self._undo.append(lambda: _overwrite(path, previous(), old_mtime))
+        _overwrite(path, data, mtime_ns)
 
     def move_away(self, path: str) -> None:
         """Rename ``path`` (file or folder) to a hidden trash sibling; removed after commit."""
@@ -584,6 +611,20 @@ class _Txn:
                 action()
 
 
+def _overwrite(path: str, data: bytes, mtime_ns: int | None = None) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+        if mtime_ns is not None:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+
+
 def _unlink_synced(path: str) -> None:
     try:
         os.unlink(path)
@@ -611,7 +652,7 @@ class _FsBase(Generic[IX]):
             raise InvalidArtifactError("the store root must not contain NUL", field="root")
         self._root = SafeRoot(root)
         self._lock_timeout = float(lock_timeout)
-        self._cache: OrderedDict[str, tuple[tuple[int, int, int, int], IX]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[tuple[int, int, int, int, int], IX]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @property
@@ -673,14 +714,14 @@ class _FsBase(Generic[IX]):
         index: IX = self._index_class(scope, 0, {})  # type: ignore[assignment]
         return index
 
-    def _load_index(self, folder: str, scope: Scope) -> IX | None:
+    def _load_index(self, folder: str, scope: Scope, lock: ScopeLock) -> IX | None:
         """The folder's index (from the cache when the file is unchanged); None if unusable."""
         path = os.path.join(folder, INDEX_FILE)
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
-        signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, lock.generation)
         with self._cache_lock:
             hit = self._cache.get(path)
             if hit is not None and hit[0] == signature:
@@ -696,26 +737,26 @@ class _FsBase(Generic[IX]):
         self._remember(path, signature, index)
         return index
 
-    def _remember(self, path: str, signature: tuple[int, int, int, int], index: IX) -> None:
+    def _remember(self, path: str, signature: tuple[int, int, int, int, int], index: IX) -> None:
         with self._cache_lock:
             self._cache[path] = (signature, index)
             self._cache.move_to_end(path)
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
 
-    def _save_index(self, folder: str, index: IX) -> None:
+    def _save_index(self, folder: str, index: IX, lock: ScopeLock) -> None:
         path = os.path.join(folder, INDEX_FILE)
         atomic_write(path, index.to_bytes(self.kind.name))
-        self._remember_file(path, index)
+        self._remember_file(path, index, lock.generation)
 
-    def _remember_file(self, path: str, index: IX) -> None:
+    def _remember_file(self, path: str, index: IX, generation: int) -> None:
         st = os.stat(path)
-        self._remember(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), index)
+        self._remember(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, generation), index)
 
     def _current_index(self, folder: str, scope: Scope, lock: ScopeLock) -> IX:
         """Under the exclusive lock: the index, repaired first if a writer died or it is unusable."""
         if not lock.dirty:
-            index = self._load_index(folder, scope)
+            index = self._load_index(folder, scope, lock)
             if index is not None:
                 return index
         return self._rebuild(folder, scope, lock)
@@ -723,14 +764,17 @@ class _FsBase(Generic[IX]):
     def _rebuild(self, folder: str, scope: Scope, lock: ScopeLock) -> IX:
         """Under the exclusive lock: rebuild the index from the files, save it, clear the mark."""
         # The old index (if readable) lets a job-run rebuild keep revisions and first-seen times.
-        old = self._load_index(folder, scope)
-        index = self._scan(folder, scope, old)
+        old = self._load_index(folder, scope, lock)
+        index = self._scan(folder, scope, old, repairing=lock.dirty)
         with _read_only_tolerated():  # a read-only tree: serve the rebuilt index from memory
-            self._save_index(folder, index)
+            self._save_index(folder, index, lock)
             lock.end()
         return index
 
-    def _scan(self, folder: str, scope: Scope, old: IX | None) -> IX:
+    def _scan(self, folder: str, scope: Scope, old: IX | None, *, repairing: bool = False) -> IX:
+        """The index rebuilt from the files; ``repairing``: after a writer died or a restart lost
+        unsynced writes (the durable history revisions are then the truth for current files).
+        """
         raise NotImplementedError
 
     def _parse_file(self, path: str, data: bytes, scope: Scope) -> Any:
@@ -762,7 +806,7 @@ class _FsBase(Generic[IX]):
                 return op(self._empty_index(scope))
             with ScopeLock(lock_path, exclusive=False, timeout=self._lock_timeout) as lock:
                 if not lock.dirty:
-                    index = self._load_index(folder, scope)
+                    index = self._load_index(folder, scope, lock)
                     if index is not None:
                         try:
                             return op(index)
@@ -800,6 +844,7 @@ class _FsBase(Generic[IX]):
                 )
                 indexes[folder] = self._current_index(folder, scope, locks[folder])
             txn = _Txn(list(locks.values()))
+            lazy = False
             try:
                 for _attempt in range(len(folders) + 1):
                     try:
@@ -815,15 +860,27 @@ class _FsBase(Generic[IX]):
                     raise BackendUnavailableError(
                         "filesystem store: files changed outside the store during a write"
                     )
-                # Artifact files are durable before any index names them.
-                txn.sync(skip=changed)
+                # Artifact files are durable before any index names them. A lazy index (the
+                # locks' markers detect a restart that loses it) is a cache written without
+                # fsync, so every deferred folder sync happens here.
+                lazy = all(lock.lazy_index for lock in locks.values())
+                txn.sync(skip=() if lazy else changed)
                 for folder, index in changed.items():
                     path = os.path.join(folder, INDEX_FILE)
                     # The index is the last file of a folder's change; with several folders an
                     # earlier one may need undoing when a later one fails.
                     several = len(changed) > 1
                     old = read_file(path) if several else None
-                    txn.write(path, index.to_bytes(self.kind.name), old, stamp=None, undo=several)
+                    if lazy:
+                        # Rewritten in place under the exclusive lock: a rename over the old
+                        # index would make ext4 flush it at once (auto_da_alloc, ~0.3-1 ms); a
+                        # torn write is what the marker makes the next holder repair, and a
+                        # failed one is undone from the index it replaced.
+                        txn.write_in_place(
+                            path, index.to_bytes(self.kind.name), self._bytes_of(indexes[folder])
+                        )
+                    else:
+                        txn.write(path, index.to_bytes(self.kind.name), old, stamp=None, undo=several)
             except BaseException:
                 if txn.started:
                     try:
@@ -832,15 +889,22 @@ class _FsBase(Generic[IX]):
                         pass  # the dirty marks stay: the next lock holder repairs from the files
                     else:
                         for lock in locks.values():
-                            lock.end()
+                            lock.restore()
                 raise
             txn.commit()
             for folder, index in changed.items():
-                self._remember_file(os.path.join(folder, INDEX_FILE), index)
+                lock = locks[folder]
+                generation = lock.generation + 1 if lazy else lock.generation
+                self._remember_file(os.path.join(folder, INDEX_FILE), index, generation)
+                lock.end(index_synced=not lazy, generation=generation)
             if txn.started:
-                for lock in locks.values():
-                    lock.end()
+                for folder, lock in locks.items():
+                    if folder not in changed:
+                        lock.end(index_synced=not lazy)
             return result
+
+    def _bytes_of(self, index: IX) -> Callable[[], bytes]:
+        return lambda: index.to_bytes(self.kind.name)
 
     @staticmethod
     def _absent(label: str, if_match: str | None) -> bool:
@@ -906,10 +970,18 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             if cur is None and os.path.lexists(history):
                 txn.move_away(history)  # left by an interrupted delete: a new artifact starts afresh
             make_dirs(history)
-            # Current file first: after a crash the rebuild appends the missing history file.
-            txn.write(current_path, document, old, stamp=stamp)
+            # The history revision first, durable: it is the commit point. The current file is a
+            # copy of it that a repair restores (written without fsync when the index is lazy).
             revision_path = os.path.join(history, f"{revision}.json")
-            txn.write(revision_path, document, read_file(revision_path), stamp=stamp, sync_dir=False)
+            txn.write(revision_path, document, read_file(revision_path), stamp=stamp)
+            lazy = txn.lazy
+            if lazy and old is not None:
+                # Rewritten in place (under the exclusive lock, so no reader of the store sees it
+                # half-way): a rename over it would make ext4 flush the unsynced copy at once.
+                previous = old
+                txn.write_in_place(current_path, document, lambda: previous[0], mtime_ns=stamp)
+            else:
+                txn.write(current_path, document, old, stamp=stamp, sync_dir=not lazy, durable=not lazy)
             entry = _VEntry(index, revision, stamp, content_hash)
             entries = dict(idx.entries)
             entries[entry.key] = entry
@@ -938,6 +1010,30 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             )
 
         return self._read(scope, op)
+
+    def _restore_current(self, id_dir: str, history: str, version: str) -> bool:
+        """Write ``<version>.json`` from its last history revision; False if there is none."""
+        last = _last_revision_file(history)
+        if last is None:
+            return False
+        with _read_only_tolerated():
+            atomic_write(os.path.join(id_dir, f"{version}.json"), last[1], mtime_ns=last[2])
+        return True
+
+    def _repair_current(self, path: str, history: str, got: tuple[bytes, int]) -> tuple[bytes, int]:
+        """After a crash: a current file that lags its last history revision (a put stopped
+        between the two writes) is restored from it. A current file matching no earlier revision
+        is newer than the history (a hand edit; the scan records it as the next revision).
+        """
+        last = _last_revision_file(history)
+        if last is None or last[1] == got[0]:
+            return got
+        previous = read_file(os.path.join(history, f"{_last_revision(history) - 1}.json"))
+        if (previous is None or previous[0] != got[0]) and _is_complete_json(got[0]):
+            return got  # complete and matching no earlier revision: a hand edit
+        with _read_only_tolerated():
+            atomic_write(path, last[1], mtime_ns=last[2])
+        return last[1], last[2]
 
     def _check_versions(self, folder: str, scope: Scope, idx: _VIndex, artifact_id: str) -> None:
         try:
@@ -1067,7 +1163,7 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
         return self._read(scope, op)
 
     # rebuild ----------------------------------------------------------------------------------
-    def _scan(self, folder: str, scope: Scope, old: _VIndex | None) -> _VIndex:
+    def _scan(self, folder: str, scope: Scope, old: _VIndex | None, *, repairing: bool = False) -> _VIndex:
         names = sorted(os.listdir(folder))
         self._remove_garbage(folder, names)
         entries: dict[tuple[str, str], _VEntry] = {}
@@ -1077,7 +1173,7 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             id_dir = os.path.join(folder, name)
             if name.startswith(".") or not _is_id(name) or not os.path.isdir(id_dir):
                 continue
-            for key, index, data, digest, history, last_rev in self._scan_id(id_dir, name, scope):
+            for key, index, data, digest, history, last_rev in self._scan_id(id_dir, name, scope, repairing):
                 if last_rev is not None:
                     revision, stamp = last_rev
                     entries[key] = _VEntry(index, revision, stamp, digest)
@@ -1096,9 +1192,13 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
         return _VIndex(scope, last_stamp, entries)
 
     def _scan_id(
-        self, id_dir: str, artifact_id: str, scope: Scope
+        self, id_dir: str, artifact_id: str, scope: Scope, repairing: bool = False
     ) -> Iterator[tuple[tuple[str, str], ArtifactIndex, bytes, str, str, tuple[int, int] | None]]:
         names = os.listdir(id_dir)
+        # Versions a delete was removing when it stopped (their current file is in the trash).
+        deleting = {
+            n[1:].split(".json.", 1)[0] for n in names if n.startswith(".") and n.endswith(TRASH_SUFFIX)
+        }
         self._remove_garbage(id_dir, names)
         versions = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".") and _is_id(n[:-5])}
         history_root = os.path.join(id_dir, HISTORY_DIR)
@@ -1110,14 +1210,27 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
                     self._remove_garbage(
                         os.path.join(history_root, name), os.listdir(os.path.join(history_root, name))
                     )
-                if not name.startswith(".") and name not in versions:
-                    with _read_only_tolerated():  # orphan of an interrupted delete
-                        remove_path(os.path.join(history_root, name))
+                if name.startswith(".") or name in versions:
+                    continue
+                # A put stopped between its durable revision and the current file (the first
+                # revision of a new version): the revision is the truth, restore the copy.
+                if (
+                    repairing
+                    and name not in deleting
+                    and _is_id(name)
+                    and self._restore_current(id_dir, os.path.join(history_root, name), name)
+                ):
+                    versions.add(name)
+                    continue
+                with _read_only_tolerated():  # orphan of an interrupted delete
+                    remove_path(os.path.join(history_root, name))
         for version in sorted(versions):
             path = os.path.join(id_dir, f"{version}.json")
             got = read_file(path)
             if got is None:
                 continue
+            if repairing:
+                got = self._repair_current(path, os.path.join(history_root, version), got)
             data = got[0]
             model = self._parse_file(path, data, scope)
             if (model.artifact_id, model.version) != (artifact_id, version):
@@ -1135,6 +1248,24 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
                 if got_last is not None and sha256_hex(got_last[0]) == digest:
                     matched = (last, got_last[1])
             yield (artifact_id, version), ArtifactIndex.of(model), data, digest, history, matched
+
+
+def _is_complete_json(data: bytes) -> bool:
+    # A copy rewritten in place and cut short by a crash is torn JSON (or torn canonical bytes).
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and canonical_json(value) == data
+
+
+def _last_revision_file(history: str) -> tuple[str, bytes, int] | None:
+    last = _last_revision(history)
+    if not last:
+        return None
+    path = os.path.join(history, f"{last}.json")
+    got = read_file(path)
+    return (path, got[0], got[1]) if got is not None else None
 
 
 def _is_id(name: str) -> bool:
@@ -1438,7 +1569,7 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
         return self._write([scope], op)
 
     # rebuild ----------------------------------------------------------------------------------
-    def _scan(self, folder: str, scope: Scope, old: _RIndex | None) -> _RIndex:
+    def _scan(self, folder: str, scope: Scope, old: _RIndex | None, *, repairing: bool = False) -> _RIndex:
         names = sorted(os.listdir(folder))
         self._remove_garbage(folder, names)
         entries: dict[str, _REntry] = {}

@@ -23,6 +23,8 @@ from types import TracebackType
 from dq_stores.errors import BackendUnavailableError, ScopeViolationError
 
 __all__ = [
+    "BOOT_ID",
+    "CACHED",
     "CLEAN",
     "DIRTY",
     "TEMP_SUFFIX",
@@ -47,6 +49,27 @@ TRASH_SUFFIX = ".deleted"
 DIRTY = b"1"
 """First byte of a lock file while a writer is inside its critical section."""
 CLEAN = b"0"
+"""First byte of a lock file whose folder's index is durable (or was never written)."""
+CACHED = b"U"
+"""First byte of a lock file whose folder's index was written without fsync in this boot."""
+
+
+def _read_boot_id() -> bytes | None:
+    # Linux: a random id per boot. A marker naming another boot means the machine went down
+    # since the index was written without fsync, so the page cache it lived in is gone.
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    return boot if len(boot) == 36 else None
+
+
+BOOT_ID: bytes | None = _read_boot_id()
+"""This boot's id (Linux); None elsewhere, where every index write and marker is synced."""
+_NO_BOOT = b"-" * 36
+_MARKER_SIZE = 1 + 36 + 16
+"""State byte, boot id, index generation (16 hex digits)."""
 
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -230,10 +253,14 @@ class ScopeLock:
 
     The lock is held per open file description, so each acquisition opens the file anew: threads
     of one process exclude each other exactly like processes do, and the kernel releases the lock
-    of a killed process. The file's first byte is the crash marker: a writer sets it to ``1`` before
-    its first change and back to ``0`` after its last (one byte in place: no size change, cheap),
-    so whoever takes the lock next and finds ``1`` knows a writer died mid-way and repairs the
-    folder.
+    of a killed process. The file starts with the crash marker: a state byte, the boot id and the
+    index generation. A writer sets the state to ``1`` before its first change and, after its last,
+    to ``0`` (the index is durable) or ``U`` (the index was written in place without fsync, in the
+    boot the marker names). Whoever takes the lock next and finds ``1``, or ``U`` of another boot,
+    knows a writer died mid-way or a restart may have lost unsynced writes, and repairs the
+    folder. The ``1`` is synced before the first change unless the marker already said ``U`` of
+    this boot: a kill keeps the page cache, and a restart is told by the boot id that is durable
+    already, so the common put pays no extra sync.
 
     On a read-only folder the lock degrades to no lock (``writable`` False): nobody can write
     there, so there is nothing to exclude.
@@ -245,6 +272,8 @@ class ScopeLock:
         self.timeout = timeout
         self.writable = True
         self._fd: int | None = None
+        self._marker_seen: bytes | None = None
+        self._before: bytes | None = None
 
     def __enter__(self) -> ScopeLock:
         try:
@@ -299,19 +328,83 @@ class ScopeLock:
             os.close(self._fd)  # releases the flock
             self._fd = None
 
+    def _marker(self) -> bytes:
+        if self._marker_seen is None:
+            self._marker_seen = os.pread(self._fd, _MARKER_SIZE, 0) if self._fd is not None else b""
+        return self._marker_seen
+
     @property
     def dirty(self) -> bool:
-        """A writer died inside its critical section (see the class docstring)."""
-        return self._fd is not None and os.pread(self._fd, 1, 0) == DIRTY
+        """The folder needs repair: a writer died inside its critical section, or the index was
+        written without fsync and the machine has restarted since (see the class docstring).
+        """
+        if self._fd is None:
+            return False
+        marker = self._marker()
+        if marker[:1] == DIRTY:
+            return True
+        return marker[:1] == CACHED and (BOOT_ID is None or marker[1:37] != BOOT_ID)
+
+    @property
+    def generation(self) -> int:
+        """Counter of in-place index writes (part of the index cache's key: an in-place write
+        keeps the file's inode, and its mtime may not change within one clock tick).
+        """
+        if self._fd is None:
+            return 0
+        raw = self._marker()[37:53]
+        try:
+            return int(raw, 16) if len(raw) == 16 else 0
+        except ValueError:
+            return 0
+
+    @property
+    def lazy_index(self) -> bool:
+        """Whether the index may be written without fsync: this boot's id is known, so a restart
+        that loses it is detected from the marker.
+        """
+        return BOOT_ID is not None and self.writable
 
     def begin(self) -> None:
-        """Mark the folder as being changed; durable before the first change is made."""
+        """Mark the folder as being changed; durable before the first change is made.
+
+        When the marker already says "index cached in this boot", a restart since would be
+        detected from the durable marker anyway, and a killed process leaves its page-cache
+        writes behind, so the new mark needs no fsync: the common put costs no extra sync.
+        """
         if self._fd is None or not self.exclusive or not self.writable:
             raise OSError(errno.EACCES, "the lock file is not writable", self.path)
-        os.pwrite(self._fd, DIRTY, 0)
-        os.fdatasync(self._fd)
+        marker = self._marker()
+        if self._before is None:
+            self._before = marker if marker[:1] in (CLEAN, CACHED) else CLEAN
+        mark = DIRTY + (BOOT_ID or _NO_BOOT) + marker[37:53]
+        os.pwrite(self._fd, mark, 0)
+        self._marker_seen = mark
+        if BOOT_ID is None or marker[1:37] != BOOT_ID or marker[:1] not in (CACHED, DIRTY):
+            os.fdatasync(self._fd)
 
-    def end(self) -> None:
-        """Clear the mark. Not synced: a lost clear costs one needless repair, nothing more."""
+    def restore(self) -> None:
+        """After a rolled-back change: the marker the folder had before ``begin`` (its index is
+        what it was then, durable or cached).
+        """
+        if self._before is not None and self._fd is not None and self.writable:
+            state = self._before[:1]
+            if state == CLEAN and BOOT_ID is not None:
+                # The undo itself was written without fsync: durable no longer holds for sure.
+                state = CACHED
+            gen = self._before[37:53] if len(self._before) >= _MARKER_SIZE else b"0" * 16
+            mark = state + (BOOT_ID or _NO_BOOT) + gen
+            os.pwrite(self._fd, mark, 0)
+            self._marker_seen = mark
+
+    def end(self, *, index_synced: bool = True, generation: int | None = None) -> None:
+        """Clear the mark (``index_synced=False``: mark the index as cached in this boot;
+        ``generation``: the index was rewritten in place). Not synced: a lost clear costs one
+        needless repair, nothing more.
+        """
         if self._fd is not None and self.writable:
-            os.pwrite(self._fd, CLEAN, 0)
+            state = CLEAN if index_synced or BOOT_ID is None else CACHED
+            gen = self.generation if generation is None else generation
+            mark = state + (BOOT_ID or _NO_BOOT) + b"%016x" % (gen & (2**64 - 1))
+            os.pwrite(self._fd, mark, 0)
+            self._marker_seen = mark
