@@ -167,3 +167,12 @@ from dq_stores.models.reports import (
 from dq_stores.models.reports import (
     result_extension as result_extension,
 )
+from dq_stores.models.contracts import (
+    DEFAULT_COLUMN_METRICS as DEFAULT_COLUMN_METRICS,
+)
+from dq_stores.models.contracts import (
+    AnomalyColumnSettings as AnomalyColumnSettings,
+)
+from dq_stores.models.contracts import (
+    AnomalyDetection as AnomalyDetection,
+)
