@@ -176,7 +176,7 @@ class AnomalyDetection(CanonicalModel):
 
     enabled: bool = True
     metrics: list[str] | None = None
-    sensitivity: float = Field(default=3.5, gt=0)
+    sensitivity: float = Field(default=4.0, gt=0)
     """Half-width of the band in robust standard deviations (Elementary's anomaly_sensitivity);
     lower flags more."""
     direction: Literal["up", "down", "both"] = "both"
