@@ -204,7 +204,8 @@ def run_all(config: Config, services: Services, only: set[str] | None) -> Iterat
         "max_history": window,
         "anomalies_per_seed": [s.tp + s.fn for s in labelled],
         "false_alarms_per_100_with_early_runs": [
-            round(100.0 * (s.false_alarms + s.early_alarms) / (s.normal_runs + s.early_runs), 3) for s in clean
+            round(100.0 * (s.false_alarms + s.early_alarms) / (s.normal_runs + s.early_runs), 3)
+            for s in clean
         ],
     }
     name = f"anomaly detector, {count} synthetic series x {length} runs x {len(seeds)} seeds"

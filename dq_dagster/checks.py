@@ -54,10 +54,12 @@ from dq_stores.models import (
 )
 
 __all__ = [
+    "ANOMALY_KEY",
     "QUARANTINE_REASON",
     "CheckOutcome",
     "Quarantine",
     "build_check_specs",
+    "anomaly_check_name",
     "check_name",
     "check_names",
     "check_results",
@@ -80,6 +82,18 @@ def check_name(rule_id: str) -> str:
     outside ``[A-Za-z0-9_]`` becomes ``_`` (``primary_key.not_null`` -> ``primary_key__not_null``).
     """
     return _INVALID.sub("_", rule_id.replace(".", "__"))
+
+
+ANOMALY_KEY = "dq/anomaly_metric"
+"""Check-spec metadata key holding the metric key (``row_count``, ``amount.null_ratio``) a check follows."""
+
+
+def anomaly_check_name(key: str) -> str:
+    """The WARN check of a followed metric: ``anomaly_`` + the key as a check name
+    (``amount.null_ratio`` -> ``anomaly_amount__null_ratio``, ``rule:r1.failure_rate`` ->
+    ``anomaly_rule_r1__failure_rate``).
+    """
+    return "anomaly_" + check_name(key)
 
 
 def _plan(contract: DataContract | DatasetContract | RulePlan, dataset_type: str | None) -> RulePlan:

@@ -14,6 +14,7 @@ from typing import Any
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -34,8 +35,10 @@ from dagster import (
 
 from dq_dagster.actions.core import ActionEvent, classify, slots_for
 from dq_dagster.checks import (
+    ANOMALY_KEY,
     RULE_ID,
     Quarantine,
+    anomaly_check_name,
     check_names,
     check_results,
     column_schema,
@@ -47,9 +50,11 @@ from dq_dagster.component_state import (
     DatasetAttributes,
     SourceAttributes,
     _DatasetState,
+    _union_anomaly_keys,
     _union_plan_rules,
 )
 from dq_dagster.engine import RulePlan, cleanse, compile_rules, profile, validate
+from dq_dagster.engine.anomaly import anomaly_checks, monitors
 from dq_dagster.engine.sources import TableSource, profile_source, validate_source
 from dq_dagster.resources import (
     ContractStoreResource,
@@ -61,9 +66,12 @@ from dq_dagster.triggers.request import (
     default_job_definition,
 )
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
+from dq_stores.metrics import MetricPoint, metric_history, report_metrics
 from dq_stores.models import (
+    AnomalyCheck,
     CleansingReport,
     DatasetContract,
+    JobType,
     ProfilingSnapshot,
     Transformation,
     ValidationReport,
@@ -194,6 +202,7 @@ class _DatasetBuilder:
         if state.schema_dataset is not None:
             self.schema = column_schema(DatasetContract.model_validate(state.schema_dataset))
         self.rules = _union_plan_rules(state)
+        self.anomaly_keys = _union_anomaly_keys(state)
         self.job_name = f"{self.keys.name}_dq_pipeline"
 
     # metadata ----------------------------------------------------------------------------------
@@ -231,6 +240,126 @@ class _DatasetBuilder:
                 )
             )
         return specs
+
+    def anomaly_specs(self) -> list[AssetCheckSpec]:
+        """One WARN check on the profile per metric any tenant's contract follows."""
+        specs = []
+        for key in self.anomaly_keys:
+            has = sorted(t for t, keys in self.state.anomaly.items() if key in keys)
+            specs.append(
+                AssetCheckSpec(
+                    anomaly_check_name(key),
+                    asset=self.keys.profile,
+                    description=(
+                        f"{key} within the band learned from this tenant's previous profiling runs "
+                        f"(anomaly detection; tenants: {', '.join(has)})"
+                    ),
+                    blocking=False,
+                    metadata={ANOMALY_KEY: key, "dq/tenants": ",".join(has)},
+                )
+            )
+        return specs
+
+    def _anomaly_checks(
+        self,
+        context: AssetExecutionContext,
+        contracts: ContractStoreResource,
+        plan: RulePlan,
+        snapshot: ProfilingSnapshot,
+    ) -> list[AnomalyCheck]:
+        """The snapshot's followed metrics judged against their stored history: one list query
+        for the profiling runs and, when rule failure rates are followed, one for the validation
+        runs (the rates of this Dagster run's validation are the observed values).
+        """
+        watched = monitors(plan.dataset)
+        config = plan.dataset.anomaly_detection
+        if not watched or config is None:
+            return []
+        scope = contracts.scope_for_context(context)
+        backend = contracts.backend
+        assert isinstance(backend, DQStoresResource)  # resolved by Dagster inside a run
+        runs = backend.get_stores().job_runs
+        at = snapshot.completed_at or snapshot.started_at or utcnow()
+        dataset_type = plan.dataset.dataset_type
+        with _permanent_errors("reading the metric history"):
+            history = metric_history(
+                runs,
+                scope.tenant,
+                scope.environment,
+                dataset_type,
+                JobType.PROFILING,
+                limit=config.max_history,
+                before=at,
+            )
+            current = report_metrics(snapshot)
+            rule_watch = [m for m in watched if m.is_rule]
+            checks = anomaly_checks([m for m in watched if not m.is_rule], current, history, at)
+            if rule_watch:
+                validations = metric_history(
+                    runs,
+                    scope.tenant,
+                    scope.environment,
+                    dataset_type,
+                    JobType.VALIDATION,
+                    limit=config.max_history + 1,
+                )
+                mine: MetricPoint | None = next(
+                    (p for p in reversed(validations) if p.dagster_run_id == context.run.run_id), None
+                )
+                past = [p for p in validations if p is not mine]
+                checks += anomaly_checks(
+                    rule_watch, mine.metrics if mine else {}, past, mine.at if mine else at
+                )
+        order = {m.key: i for i, m in enumerate(watched)}
+        return sorted(checks, key=lambda c: order[c.key])
+
+    def _anomaly_results(
+        self, context: AssetExecutionContext, checks: list[AnomalyCheck]
+    ) -> Iterator[AssetCheckResult]:
+        """A result for every declared anomaly check; a metric this tenant does not follow, or
+        without enough history yet, passes with a description saying so (too little history is
+        never an alarm).
+        """
+        by_key = {c.key: c for c in checks}
+        for key in self.anomaly_keys:
+            check = by_key.get(key)
+            name = anomaly_check_name(key)
+            if check is None:
+                yield AssetCheckResult(
+                    asset_key=self.keys.profile,
+                    check_name=name,
+                    passed=True,
+                    severity=AssetCheckSeverity.WARN,
+                    description=f"not followed by tenant {context.partition_key}'s contract",
+                    metadata={"dq/evaluated": False},
+                )
+                continue
+            meta: dict[str, Any] = {
+                "dq/observed": check.observed,
+                "dq/expected_low": check.expected_low,
+                "dq/expected_high": check.expected_high,
+                "dq/history_size": check.history_size,
+                "dq/evaluated": check.evaluated,
+                "dq/seasonal": check.seasonal,
+                "dq/method": check.method,
+            }
+            if check.observed is None:
+                why = "not evaluated: this run has no value for the metric"
+            elif not check.evaluated:
+                why = f"not evaluated: only {check.history_size} earlier run(s) of history"
+            else:
+                low = "-inf" if check.expected_low is None else f"{check.expected_low:.6g}"
+                high = "+inf" if check.expected_high is None else f"{check.expected_high:.6g}"
+                where = "outside" if check.anomalous else "within"
+                why = f"{check.observed:.6g} {where} [{low}, {high}] learned from {check.history_size} runs"
+            yield AssetCheckResult(
+                asset_key=self.keys.profile,
+                check_name=name,
+                passed=not check.anomalous,
+                severity=AssetCheckSeverity.WARN,
+                description=why,
+                metadata={k: v for k, v in meta.items() if v is not None},
+            )
 
     # run-time helpers --------------------------------------------------------------------------
     def _table(self, context: AssetExecutionContext) -> TableSource:
@@ -539,23 +668,36 @@ class _DatasetBuilder:
     def _profile_asset(self) -> AssetsDefinition:
         builder = self
         upstream = self.keys.cleansed if "cleansing" in self.ds.jobs else self.keys.source
+        specs = self.anomaly_specs()
 
         def run(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
-        ) -> Output[ProfilingSnapshot]:
+        ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
             plan = builder._plan(context, contracts)
             if data is None:  # a table: profiled inside its database
                 with _permanent_errors("profiling the table"):
                     snapshot = profile_source(builder._table(context), plan)
             else:
                 snapshot = profile(data, plan)
+            checks = builder._anomaly_checks(context, contracts, plan, snapshot)
+            if checks:
+                snapshot = snapshot.model_copy(update={"anomaly_checks": checks})
             outcome, _ = classify([], [snapshot])
-            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
+            meta = builder._run_meta(context, job_definitions, outcome)
+            if checks:
+                drifted = [c.key for c in checks if c.anomalous]
+                meta["dq/anomalies"] = MetadataValue.text(", ".join(drifted) or "none")
+            yield Output(snapshot, metadata=meta)
+            if specs:
+                yield from builder._anomaly_results(context, checks)
 
         ins, deps = self._inputs(upstream)
+        if "validation" in self.ds.jobs and any(k.startswith("rule:") for k in self.anomaly_keys):
+            # Rule failure rates are judged from this run's validation: profile after it.
+            deps = [*(deps or []), self.keys.validation]
         decorate = asset(
             key=self.keys.profile,
             ins=ins,
@@ -566,6 +708,7 @@ class _DatasetBuilder:
             retry_policy=DQ_RETRY,
             description=f"Column profile of the {self.ds.dataset_type} data and the contract's profiling expectations.",
             metadata={"dq/dataset_type": self.ds.dataset_type},
+            check_specs=specs or None,
         )
         if self.keys.source_table and upstream == self.keys.source:
 
@@ -574,8 +717,8 @@ class _DatasetBuilder:
                 context: AssetExecutionContext,
                 contracts: ContractStoreResource,
                 job_definitions: JobDefinitionStoreResource,
-            ) -> Output[ProfilingSnapshot]:
-                return run(context, None, contracts, job_definitions)
+            ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+                yield from run(context, None, contracts, job_definitions)
 
             return _profile_in_place
 
@@ -585,7 +728,7 @@ class _DatasetBuilder:
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
-        ) -> Output[ProfilingSnapshot]:
-            return run(context, data, contracts, job_definitions)
+        ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+            yield from run(context, data, contracts, job_definitions)
 
         return _profile

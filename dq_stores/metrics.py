@@ -72,11 +72,12 @@ def report_metrics(report: Report) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class MetricPoint:
-    """One past run of the series: when it ran, its job id and its metrics."""
+    """One past run of the series: when it ran, its job id, its metrics and its Dagster run."""
 
     at: datetime
     job_id: str
     metrics: dict[str, float]
+    dagster_run_id: str | None = None
 
 
 def metric_history(
@@ -104,4 +105,5 @@ def _point(run: JobRun) -> MetricPoint | None:
     at = run.sort_time
     if at is None or run.summary is None or not run.summary.metrics:
         return None
-    return MetricPoint(at, run.job_id, dict(run.summary.metrics))
+    run_id = run.orchestrator.run_id if run.orchestrator is not None else None
+    return MetricPoint(at, run.job_id, dict(run.summary.metrics), run_id)
