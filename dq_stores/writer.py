@@ -30,6 +30,7 @@ import pydantic
 
 from dq_stores.canonical import canonical_json
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
+from dq_stores.metrics import report_metrics
 from dq_stores.models import (
     REPORT_MODELS,
     CleansingReport,
@@ -46,7 +47,6 @@ from dq_stores.models import (
     Severity,
     ValidationReport,
 )
-from dq_stores.metrics import report_metrics
 from dq_stores.models.common import utcnow
 from dq_stores.models.job_runs import check_transition
 from dq_stores.scoped import ScopedJobRunStore

@@ -34,8 +34,8 @@ from dq_stores.models import (
     AnomalyCheck,
     AnomalyDetection,
     AnomalyDirection,
-    DataType,
     DatasetContract,
+    DataType,
 )
 
 __all__ = [
@@ -129,7 +129,7 @@ def _weekly(
     groups: dict[int, list[float]] = {}
     for value, day in zip(levelled, weekdays, strict=True):
         groups.setdefault(day, []).append(value)
-    if len(groups[target] if target in groups else []) < _SEASON_MIN_POINTS:
+    if len(groups.get(target, [])) < _SEASON_MIN_POINTS:
         return None
     if any(len(g) < _SEASON_MIN_POINTS for g in groups.values()) or len(groups) < 2:
         return None
@@ -143,7 +143,7 @@ def _weekly(
 def band(
     history: Sequence[tuple[datetime, float]],
     at: datetime,
-    settings: DetectorSettings = DetectorSettings(),  # noqa: B008 - frozen, safe to share
+    settings: DetectorSettings = DetectorSettings(),
     *,
     bounds: tuple[float | None, float | None] = (None, None),
 ) -> Band:
