@@ -14,7 +14,6 @@ from typing import Any
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -35,10 +34,10 @@ from dagster import (
 
 from dq_dagster.actions.core import ActionEvent, classify, slots_for
 from dq_dagster.checks import (
-    ANOMALY_KEY,
     RULE_ID,
     Quarantine,
-    anomaly_check_name,
+    anomaly_check_results,
+    build_anomaly_check_specs,
     check_names,
     check_results,
     column_schema,
@@ -243,22 +242,11 @@ class _DatasetBuilder:
 
     def anomaly_specs(self) -> list[AssetCheckSpec]:
         """One WARN check on the profile per metric any tenant's contract follows."""
-        specs = []
-        for key in self.anomaly_keys:
-            has = sorted(t for t, keys in self.state.anomaly.items() if key in keys)
-            specs.append(
-                AssetCheckSpec(
-                    anomaly_check_name(key),
-                    asset=self.keys.profile,
-                    description=(
-                        f"{key} within the band learned from this tenant's previous profiling runs "
-                        f"(anomaly detection; tenants: {', '.join(has)})"
-                    ),
-                    blocking=False,
-                    metadata={ANOMALY_KEY: key, "dq/tenants": ",".join(has)},
-                )
-            )
-        return specs
+        tenants = {
+            key: sorted(t for t, keys in self.state.anomaly.items() if key in keys)
+            for key in self.anomaly_keys
+        }
+        return build_anomaly_check_specs(self.anomaly_keys, self.keys.profile, tenants=tenants)
 
     def _anomaly_checks(
         self,
@@ -312,54 +300,6 @@ class _DatasetBuilder:
                 )
         order = {m.key: i for i, m in enumerate(watched)}
         return sorted(checks, key=lambda c: order[c.key])
-
-    def _anomaly_results(
-        self, context: AssetExecutionContext, checks: list[AnomalyCheck]
-    ) -> Iterator[AssetCheckResult]:
-        """A result for every declared anomaly check; a metric this tenant does not follow, or
-        without enough history yet, passes with a description saying so (too little history is
-        never an alarm).
-        """
-        by_key = {c.key: c for c in checks}
-        for key in self.anomaly_keys:
-            check = by_key.get(key)
-            name = anomaly_check_name(key)
-            if check is None:
-                yield AssetCheckResult(
-                    asset_key=self.keys.profile,
-                    check_name=name,
-                    passed=True,
-                    severity=AssetCheckSeverity.WARN,
-                    description=f"not followed by tenant {context.partition_key}'s contract",
-                    metadata={"dq/evaluated": False},
-                )
-                continue
-            meta: dict[str, Any] = {
-                "dq/observed": check.observed,
-                "dq/expected_low": check.expected_low,
-                "dq/expected_high": check.expected_high,
-                "dq/history_size": check.history_size,
-                "dq/evaluated": check.evaluated,
-                "dq/seasonal": check.seasonal,
-                "dq/method": check.method,
-            }
-            if check.observed is None:
-                why = "not evaluated: this run has no value for the metric"
-            elif not check.evaluated:
-                why = f"not evaluated: only {check.history_size} earlier run(s) of history"
-            else:
-                low = "-inf" if check.expected_low is None else f"{check.expected_low:.6g}"
-                high = "+inf" if check.expected_high is None else f"{check.expected_high:.6g}"
-                where = "outside" if check.anomalous else "within"
-                why = f"{check.observed:.6g} {where} [{low}, {high}] learned from {check.history_size} runs"
-            yield AssetCheckResult(
-                asset_key=self.keys.profile,
-                check_name=name,
-                passed=not check.anomalous,
-                severity=AssetCheckSeverity.WARN,
-                description=why,
-                metadata={k: v for k, v in meta.items() if v is not None},
-            )
 
     # run-time helpers --------------------------------------------------------------------------
     def _table(self, context: AssetExecutionContext) -> TableSource:
@@ -692,7 +632,9 @@ class _DatasetBuilder:
                 meta["dq/anomalies"] = MetadataValue.text(", ".join(drifted) or "none")
             yield Output(snapshot, metadata=meta)
             if specs:
-                yield from builder._anomaly_results(context, checks)
+                yield from anomaly_check_results(
+                    checks, builder.keys.profile, builder.anomaly_keys, tenant=context.partition_key
+                )
 
         ins, deps = self._inputs(upstream)
         if "validation" in self.ds.jobs and any(k.startswith("rule:") for k in self.anomaly_keys):

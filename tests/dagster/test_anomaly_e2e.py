@@ -166,3 +166,31 @@ def test_a_spike_after_a_normal_history_warns_is_stored_and_runs_on_anomaly(
         assert "row_count" in json.dumps(body)
     finally:
         hook.close()
+
+
+def test_anomaly_checks_without_the_component() -> None:
+    from dq_dagster.checks import anomaly_check_results, build_anomaly_check_specs
+    from dq_stores.models import AnomalyCheck
+
+    specs = build_anomaly_check_specs(["row_count", "amount.null_ratio", "row_count"], "billing_profile")
+    assert [s.name for s in specs] == ["anomaly_row_count", "anomaly_amount__null_ratio"]
+    assert not any(s.blocking for s in specs)
+    checks = [
+        AnomalyCheck(
+            metric="row_count",
+            observed=3000.0,
+            expected_low=970.0,
+            expected_high=1040.0,
+            history_size=6,
+            anomalous=True,
+        ),
+    ]
+    results = {
+        r.check_name: r
+        for r in anomaly_check_results(checks, "billing_profile", ["row_count", "amount.null_ratio"])
+    }
+    assert not results["anomaly_row_count"].passed
+    assert results["anomaly_row_count"].severity == AssetCheckSeverity.WARN
+    assert results["anomaly_row_count"].description == "3000 outside [970, 1040] learned from 6 runs"
+    assert results["anomaly_amount__null_ratio"].passed  # not followed: says so, never an alarm
+    assert results["anomaly_amount__null_ratio"].description == "not followed by the run's contract"
