@@ -9,6 +9,9 @@
   rows that do not, so that a pipeline whose hard checks block can keep going on the good rows
   while the bad ones are counted (and kept for repair).
 * ``column_schema`` gives the ``dagster/column_schema`` definition metadata of a dataset.
+* ``build_anomaly_check_specs`` / ``anomaly_check_results``: one WARN check per metric a
+  contract's ``anomaly_detection`` block follows (``anomaly_<key>``), and its result from a
+  profiling snapshot's ``anomaly_checks`` (judged by ``dq_dagster.engine.anomaly``).
 
 Checks are declared when the code location loads, from a contract known then (e.g. a bundled
 artifact); results come from the contract read at run time. The two are matched by rule id: a
@@ -44,6 +47,7 @@ from dq_dagster.engine import RulePlan, compile_rules
 from dq_dagster.engine.frames import FrameLike, to_lazy
 from dq_dagster.engine.rules import prepare_frame, resolve_dataset
 from dq_stores.models import (
+    AnomalyCheck,
     ColumnConstraint,
     ColumnContract,
     DataContract,
@@ -54,9 +58,13 @@ from dq_stores.models import (
 )
 
 __all__ = [
+    "ANOMALY_KEY",
     "QUARANTINE_REASON",
     "CheckOutcome",
     "Quarantine",
+    "anomaly_check_name",
+    "anomaly_check_results",
+    "build_anomaly_check_specs",
     "build_check_specs",
     "check_name",
     "check_names",
@@ -80,6 +88,18 @@ def check_name(rule_id: str) -> str:
     outside ``[A-Za-z0-9_]`` becomes ``_`` (``primary_key.not_null`` -> ``primary_key__not_null``).
     """
     return _INVALID.sub("_", rule_id.replace(".", "__"))
+
+
+ANOMALY_KEY = "dq/anomaly_metric"
+"""Check-spec metadata key holding the metric key (``row_count``, ``amount.null_ratio``) a check follows."""
+
+
+def anomaly_check_name(key: str) -> str:
+    """The WARN check of a followed metric: ``anomaly_`` + the key as a check name
+    (``amount.null_ratio`` -> ``anomaly_amount__null_ratio``, ``rule:r1.failure_rate`` ->
+    ``anomaly_rule_r1__failure_rate``).
+    """
+    return "anomaly_" + check_name(key)
 
 
 def _plan(contract: DataContract | DatasetContract | RulePlan, dataset_type: str | None) -> RulePlan:
@@ -351,3 +371,92 @@ def column_schema(dataset: DatasetContract | DataContract, dataset_type: str | N
         columns=[_column(c, keys) for c in ds.columns],
         constraints=TableConstraints(other=table_notes) if table_notes else None,
     )
+
+
+# -- anomaly detection on history ---------------------------------------------------------------
+
+
+def build_anomaly_check_specs(
+    keys: Sequence[str], asset: AssetKeyLike, *, tenants: dict[str, list[str]] | None = None
+) -> list[AssetCheckSpec]:
+    """One non-blocking (WARN) ``AssetCheckSpec`` per followed metric key, named
+    ``anomaly_check_name(key)``; ``tenants`` (key -> tenants following it) goes in the description.
+    Keys come from ``dq_dagster.engine.anomaly.monitors`` of the contracts known at load time.
+    """
+    specs = []
+    for key in dict.fromkeys(keys):
+        who = (tenants or {}).get(key)
+        metadata: dict[str, Any] = {ANOMALY_KEY: key}
+        if who is not None:
+            metadata["dq/tenants"] = ",".join(who)
+        specs.append(
+            AssetCheckSpec(
+                anomaly_check_name(key),
+                asset=asset,
+                description=(
+                    f"{key} within the band learned from the previous profiling runs (anomaly detection"
+                    + (f"; tenants: {', '.join(who)})" if who is not None else ")")
+                ),
+                blocking=False,
+                metadata=metadata,
+            )
+        )
+    return specs
+
+
+def _anomaly_text(check: AnomalyCheck) -> str:
+    if check.observed is None:
+        return "not evaluated: this run has no value for the metric"
+    if not check.evaluated:
+        return f"not evaluated: only {check.history_size} earlier run(s) of history"
+    low = "-inf" if check.expected_low is None else f"{check.expected_low:.6g}"
+    high = "+inf" if check.expected_high is None else f"{check.expected_high:.6g}"
+    where = "outside" if check.anomalous else "within"
+    return f"{check.observed:.6g} {where} [{low}, {high}] learned from {check.history_size} runs"
+
+
+def anomaly_check_results(
+    checks: Sequence[AnomalyCheck], asset: AssetKeyLike, declared: Sequence[str], *, tenant: str | None = None
+) -> list[AssetCheckResult]:
+    """A WARN result for every ``declared`` key: failed when the snapshot's check is anomalous.
+    A key without a check (the run's contract does not follow it) or without enough history
+    passes, saying so: too little history is never an alarm.
+    """
+    key = AssetKey.from_coercible(asset)
+    by_key = {c.key: c for c in checks}
+    results = []
+    for metric in dict.fromkeys(declared):
+        check = by_key.get(metric)
+        if check is None:
+            whose = f"tenant {tenant}'s contract" if tenant else "the run's contract"
+            results.append(
+                AssetCheckResult(
+                    asset_key=key,
+                    check_name=anomaly_check_name(metric),
+                    passed=True,
+                    severity=AssetCheckSeverity.WARN,
+                    description=f"not followed by {whose}",
+                    metadata={"dq/evaluated": False},
+                )
+            )
+            continue
+        meta: dict[str, Any] = {
+            "dq/observed": check.observed,
+            "dq/expected_low": check.expected_low,
+            "dq/expected_high": check.expected_high,
+            "dq/history_size": check.history_size,
+            "dq/evaluated": check.evaluated,
+            "dq/seasonal": check.seasonal,
+            "dq/method": check.method,
+        }
+        results.append(
+            AssetCheckResult(
+                asset_key=key,
+                check_name=anomaly_check_name(metric),
+                passed=not check.anomalous,
+                severity=AssetCheckSeverity.WARN,
+                description=_anomaly_text(check),
+                metadata={k: v for k, v in meta.items() if v is not None},
+            )
+        )
+    return results

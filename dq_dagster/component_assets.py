@@ -36,6 +36,8 @@ from dq_dagster.actions.core import ActionEvent, classify, slots_for
 from dq_dagster.checks import (
     RULE_ID,
     Quarantine,
+    anomaly_check_results,
+    build_anomaly_check_specs,
     check_names,
     check_results,
     column_schema,
@@ -47,9 +49,11 @@ from dq_dagster.component_state import (
     DatasetAttributes,
     SourceAttributes,
     _DatasetState,
+    _union_anomaly_keys,
     _union_plan_rules,
 )
 from dq_dagster.engine import RulePlan, cleanse, compile_rules, profile, validate
+from dq_dagster.engine.anomaly import anomaly_checks, monitors
 from dq_dagster.engine.sources import TableSource, profile_source, validate_source
 from dq_dagster.resources import (
     ContractStoreResource,
@@ -61,9 +65,12 @@ from dq_dagster.triggers.request import (
     default_job_definition,
 )
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
+from dq_stores.metrics import MetricPoint, metric_history, report_metrics
 from dq_stores.models import (
+    AnomalyCheck,
     CleansingReport,
     DatasetContract,
+    JobType,
     ProfilingSnapshot,
     Transformation,
     ValidationReport,
@@ -194,6 +201,7 @@ class _DatasetBuilder:
         if state.schema_dataset is not None:
             self.schema = column_schema(DatasetContract.model_validate(state.schema_dataset))
         self.rules = _union_plan_rules(state)
+        self.anomaly_keys = _union_anomaly_keys(state)
         self.job_name = f"{self.keys.name}_dq_pipeline"
 
     # metadata ----------------------------------------------------------------------------------
@@ -231,6 +239,67 @@ class _DatasetBuilder:
                 )
             )
         return specs
+
+    def anomaly_specs(self) -> list[AssetCheckSpec]:
+        """One WARN check on the profile per metric any tenant's contract follows."""
+        tenants = {
+            key: sorted(t for t, keys in self.state.anomaly.items() if key in keys)
+            for key in self.anomaly_keys
+        }
+        return build_anomaly_check_specs(self.anomaly_keys, self.keys.profile, tenants=tenants)
+
+    def _anomaly_checks(
+        self,
+        context: AssetExecutionContext,
+        contracts: ContractStoreResource,
+        plan: RulePlan,
+        snapshot: ProfilingSnapshot,
+    ) -> list[AnomalyCheck]:
+        """The snapshot's followed metrics judged against their stored history: one list query
+        for the profiling runs and, when rule failure rates are followed, one for the validation
+        runs (the rates of this Dagster run's validation are the observed values).
+        """
+        watched = monitors(plan.dataset)
+        config = plan.dataset.anomaly_detection
+        if not watched or config is None:
+            return []
+        scope = contracts.scope_for_context(context)
+        backend = contracts.backend
+        assert isinstance(backend, DQStoresResource)  # resolved by Dagster inside a run
+        runs = backend.get_stores().job_runs
+        at = snapshot.completed_at or snapshot.started_at or utcnow()
+        dataset_type = plan.dataset.dataset_type
+        with _permanent_errors("reading the metric history"):
+            history = metric_history(
+                runs,
+                scope.tenant,
+                scope.environment,
+                dataset_type,
+                JobType.PROFILING,
+                limit=config.max_history,
+                before=at,
+            )
+            current = report_metrics(snapshot)
+            rule_watch = [m for m in watched if m.is_rule]
+            checks = anomaly_checks([m for m in watched if not m.is_rule], current, history, at)
+            if rule_watch:
+                validations = metric_history(
+                    runs,
+                    scope.tenant,
+                    scope.environment,
+                    dataset_type,
+                    JobType.VALIDATION,
+                    limit=config.max_history + 1,
+                )
+                mine: MetricPoint | None = next(
+                    (p for p in reversed(validations) if p.dagster_run_id == context.run.run_id), None
+                )
+                past = [p for p in validations if p is not mine]
+                checks += anomaly_checks(
+                    rule_watch, mine.metrics if mine else {}, past, mine.at if mine else at
+                )
+        order = {m.key: i for i, m in enumerate(watched)}
+        return sorted(checks, key=lambda c: order[c.key])
 
     # run-time helpers --------------------------------------------------------------------------
     def _table(self, context: AssetExecutionContext) -> TableSource:
@@ -539,23 +608,38 @@ class _DatasetBuilder:
     def _profile_asset(self) -> AssetsDefinition:
         builder = self
         upstream = self.keys.cleansed if "cleansing" in self.ds.jobs else self.keys.source
+        specs = self.anomaly_specs()
 
         def run(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
-        ) -> Output[ProfilingSnapshot]:
+        ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
             plan = builder._plan(context, contracts)
             if data is None:  # a table: profiled inside its database
                 with _permanent_errors("profiling the table"):
                     snapshot = profile_source(builder._table(context), plan)
             else:
                 snapshot = profile(data, plan)
+            checks = builder._anomaly_checks(context, contracts, plan, snapshot)
+            if checks:
+                snapshot = snapshot.model_copy(update={"anomaly_checks": checks})
             outcome, _ = classify([], [snapshot])
-            return Output(snapshot, metadata=builder._run_meta(context, job_definitions, outcome))
+            meta = builder._run_meta(context, job_definitions, outcome)
+            if checks:
+                drifted = [c.key for c in checks if c.anomalous]
+                meta["dq/anomalies"] = MetadataValue.text(", ".join(drifted) or "none")
+            yield Output(snapshot, metadata=meta)
+            if specs:
+                yield from anomaly_check_results(
+                    checks, builder.keys.profile, builder.anomaly_keys, tenant=context.partition_key
+                )
 
         ins, deps = self._inputs(upstream)
+        if "validation" in self.ds.jobs and any(k.startswith("rule:") for k in self.anomaly_keys):
+            # Rule failure rates are judged from this run's validation: profile after it.
+            deps = [*(deps or []), self.keys.validation]
         decorate = asset(
             key=self.keys.profile,
             ins=ins,
@@ -566,6 +650,7 @@ class _DatasetBuilder:
             retry_policy=DQ_RETRY,
             description=f"Column profile of the {self.ds.dataset_type} data and the contract's profiling expectations.",
             metadata={"dq/dataset_type": self.ds.dataset_type},
+            check_specs=specs or None,
         )
         if self.keys.source_table and upstream == self.keys.source:
 
@@ -574,8 +659,8 @@ class _DatasetBuilder:
                 context: AssetExecutionContext,
                 contracts: ContractStoreResource,
                 job_definitions: JobDefinitionStoreResource,
-            ) -> Output[ProfilingSnapshot]:
-                return run(context, None, contracts, job_definitions)
+            ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+                yield from run(context, None, contracts, job_definitions)
 
             return _profile_in_place
 
@@ -585,7 +670,7 @@ class _DatasetBuilder:
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
-        ) -> Output[ProfilingSnapshot]:
-            return run(context, data, contracts, job_definitions)
+        ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+            yield from run(context, data, contracts, job_definitions)
 
         return _profile

@@ -18,6 +18,7 @@ from dagster.components import (
 from pydantic import BaseModel, Field
 
 from dq_dagster.engine import compile_rules
+from dq_dagster.engine.anomaly import monitors
 from dq_stores.models import (
     DataContract,
 )
@@ -117,6 +118,8 @@ class _DatasetState(BaseModel):
     """tenant -> the rules of its contract."""
     schema_dataset: dict[str, Any] | None = None
     """The dataset contract the table schema is shown from (the first tenant's)."""
+    anomaly: dict[str, list[str]] = Field(default_factory=dict)
+    """tenant -> the metric keys its contract's ``anomaly_detection`` follows (one WARN check each)."""
 
 
 class _State(BaseModel):
@@ -129,6 +132,7 @@ def _dataset_state(contracts: Mapping[str, DataContract], dataset_type: str) -> 
     tenants: dict[str, str] = {}
     rules: dict[str, list[_Rule]] = {}
     schema: dict[str, Any] | None = None
+    anomaly: dict[str, list[str]] = {}
     for tenant in sorted(contracts):
         contract = contracts[tenant]
         plan = compile_rules(contract, dataset_type)
@@ -145,7 +149,15 @@ def _dataset_state(contracts: Mapping[str, DataContract], dataset_type: str) -> 
         ]
         if schema is None:
             schema = plan.dataset.model_dump(mode="json", exclude_unset=True)
-    return _DatasetState(tenants=tenants, rules=rules, schema_dataset=schema)
+        watched = [m.key for m in monitors(plan.dataset)]
+        if watched:
+            anomaly[tenant] = watched
+    return _DatasetState(tenants=tenants, rules=rules, schema_dataset=schema, anomaly=anomaly)
+
+
+def _union_anomaly_keys(state: _DatasetState) -> list[str]:
+    """Every metric key any tenant follows, once, in first-seen order."""
+    return list(dict.fromkeys(k for tenant in sorted(state.anomaly) for k in state.anomaly[tenant]))
 
 
 def _union_plan_rules(state: _DatasetState) -> list[_Rule]:

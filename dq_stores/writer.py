@@ -30,6 +30,7 @@ import pydantic
 
 from dq_stores.canonical import canonical_json
 from dq_stores.errors import InvalidArtifactError, NotFoundError, ScopeViolationError
+from dq_stores.metrics import report_metrics
 from dq_stores.models import (
     REPORT_MODELS,
     CleansingReport,
@@ -239,6 +240,8 @@ def _status(report: Report) -> JobRunStatus:
     if isinstance(report, ProfilingSnapshot) and report.anomalies:
         hard = any(Severity(a.severity) is Severity.HARD for a in report.anomalies)
         return JobRunStatus.FAILED if hard else JobRunStatus.WARNING
+    if isinstance(report, ProfilingSnapshot) and any(c.anomalous for c in report.anomaly_checks):
+        return JobRunStatus.WARNING  # a metric outside its learned band warns, never fails
     return JobRunStatus.SUCCEEDED
 
 
@@ -253,7 +256,7 @@ def _summary(report: Report) -> RunSummary:
             rules_total=len(report.rules),
             rules_failed=len(report.failed_rules),
             pass_rate=report.pass_rate,
-            metrics={"rows_failed": float(report.rows_failed)},
+            metrics={"rows_failed": float(report.rows_failed), **report_metrics(report)},
         )
     if isinstance(report, CleansingReport):
         return RunSummary(
@@ -270,7 +273,7 @@ def _summary(report: Report) -> RunSummary:
         rules_total=total,
         rules_failed=failed,
         pass_rate=_ratio(total - failed, total),
-        metrics={"columns": float(len(report.columns))},
+        metrics={"columns": float(len(report.columns)), **report_metrics(report)},
     )
 
 
@@ -282,7 +285,11 @@ def _message(report: Report, summary: RunSummary) -> str:
         )
     if isinstance(report, CleansingReport):
         return f"{report.rows_in} rows in, {report.rows_out} out, {report.rows_rejected} rejected"
-    return f"{len(report.columns)} columns profiled; {summary.rules_failed} of {summary.rules_total} expectations breached"
+    text = f"{len(report.columns)} columns profiled; {summary.rules_failed} of {summary.rules_total} expectations breached"
+    anomalous = [c.key for c in report.anomaly_checks if c.anomalous]
+    if anomalous:
+        text += f"; anomalies in {', '.join(anomalous[:10])}" + (" ..." if len(anomalous) > 10 else "")
+    return text
 
 
 def _table(report: Report) -> ResultTable | None:

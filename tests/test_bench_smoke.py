@@ -19,7 +19,7 @@ from tests.plugins.postgres import PG_DSN
 
 pytestmark = [pytest.mark.bench_smoke, pytest.mark.postgres, pytest.mark.azurite, pytest.mark.dagster]
 
-ROWS = {str(n) for n in range(1, 16)}
+ROWS = {str(n) for n in range(1, 16)} | {"17"}
 
 
 def test_every_benchmark_runs_and_reports(pg_url: str, azurite: Azurite, tmp_path: Path) -> None:
@@ -36,7 +36,9 @@ def test_every_benchmark_runs_and_reports(pg_url: str, azurite: Azurite, tmp_pat
             assert "not installed" in result.note
             continue
         assert result.verdict in {"met", "MISSED", "info"}, (result.id, result.verdict, result.note)
-        assert result.ratio is not None and math.isfinite(result.ratio) and result.ratio > 0, result.id
+        assert result.ratio is not None and math.isfinite(result.ratio), result.id
+        # 17c counts false alarms: zero is its best figure.
+        assert result.ratio > 0 or result.id == "17c", result.id
         assert result.ours is not None and result.baseline is not None, result.id
         assert result.baseline_name, result.id
 

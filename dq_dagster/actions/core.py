@@ -4,7 +4,9 @@ profile slots run for it, the settings that bound execution, and the facts every
 Classification: ``failure`` when the orchestrator's run failed (or was cancelled: see
 ``dq_dagster.actions.sensors``), a job run failed, a validation report failed or has a failed
 hard rule, or a hard profiling expectation was breached; ``anomaly`` when it succeeded but a job
-run warned, a soft rule failed or a soft profiling expectation was breached; else ``success``. An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
+run warned, a soft rule failed or a soft profiling expectation was breached, or a followed metric
+left the band learned from its history (``ProfilingSnapshot.anomaly_checks``); else ``success``.
+An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
 run. No Dagster import here.
 """
 
@@ -188,6 +190,11 @@ def classify(
                 anomalies.append(
                     f"profiling: {len(report.anomalies) - len(hard_breaches)} expectation(s) breached"
                 )
+        if isinstance(report, ProfilingSnapshot):
+            drifted = [c.key for c in report.anomaly_checks if c.anomalous]
+            if drifted:
+                shown = ", ".join(drifted[:MAX_LISTED])
+                anomalies.append(f"profiling: {len(drifted)} metric(s) outside their learned band: {shown}")
     if failures:
         return ActionEvent.FAILURE, _unique(failures)
     if anomalies:

@@ -15,6 +15,15 @@ from dq_stores.models.action_profiles import (
 from dq_stores.models.common import CanonicalModel as CanonicalModel
 from dq_stores.models.common import UtcDatetime as UtcDatetime
 from dq_stores.models.contracts import (
+    DEFAULT_COLUMN_METRICS as DEFAULT_COLUMN_METRICS,
+)
+from dq_stores.models.contracts import (
+    AnomalyColumnSettings as AnomalyColumnSettings,
+)
+from dq_stores.models.contracts import (
+    AnomalyDetection as AnomalyDetection,
+)
+from dq_stores.models.contracts import (
     ArtifactRef as ArtifactRef,
 )
 from dq_stores.models.contracts import (

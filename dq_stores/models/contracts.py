@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from dq_stores.models.common import CanonicalModel, Id, JsonMap, JsonScalar, UtcDatetime
 
 __all__ = [
+    "DEFAULT_COLUMN_METRICS",
+    "AnomalyColumnSettings",
+    "AnomalyDetection",
     "ArtifactRef",
     "ColumnConstraint",
     "ColumnContract",
@@ -139,6 +142,72 @@ class QualitySLO(CanonicalModel):
     period_days: int | None = Field(default=None, ge=1)
 
 
+AnomalyMetric = Literal["null_ratio", "distinct_ratio", "mean", "min", "max", "stddev"]
+"""A column metric the anomaly detector can follow (``row_count`` is the table metric)."""
+
+DEFAULT_COLUMN_METRICS: dict[str, tuple[str, ...]] = {
+    "numeric": ("null_ratio", "mean"),
+    "other": ("null_ratio",),
+}
+"""Column metrics followed when an ``anomaly_detection`` block names no ``metrics``: the null ratio
+of every column, and the mean of integer / decimal / float columns (``row_count`` always)."""
+
+
+class AnomalyColumnSettings(CanonicalModel):
+    """Per-column overrides of a dataset's ``anomaly_detection`` block (unset: the dataset's)."""
+
+    enabled: bool = True
+    metrics: list[AnomalyMetric] | None = None
+    sensitivity: float | None = Field(default=None, gt=0)
+    direction: Literal["up", "down", "both"] | None = None
+    min_history: int | None = Field(default=None, ge=3)
+    seasonality: Literal["auto", "weekly", "none"] | None = None
+
+
+class AnomalyDetection(CanonicalModel):
+    """Anomaly detection on the dataset's stored history (README "Anomaly detection").
+
+    Each followed metric of a profiling run is compared with the band learned from the previous
+    runs of the same tenant and dataset: trend (Theil-Sen) + weekly profile + ``sensitivity``
+    robust standard deviations (1.4826 x MAD) either side. ``metrics`` lists metric keys:
+    ``row_count``, ``<column>.<metric>`` and ``rule:<rule_id>.failure_rate``; ``None`` follows the
+    defaults (``row_count`` and ``DEFAULT_COLUMN_METRICS``).
+    """
+
+    enabled: bool = True
+    metrics: list[str] | None = None
+    sensitivity: float = Field(default=4.0, gt=0)
+    """Half-width of the band in robust standard deviations (Elementary's anomaly_sensitivity);
+    lower flags more."""
+    direction: Literal["up", "down", "both"] = "both"
+    min_history: int = Field(default=7, ge=3)
+    """Runs of history needed before a metric is judged; shorter history is never an alarm."""
+    max_history: int = Field(default=56, ge=3, le=500)
+    """Newest runs the band is learned from (the one history query's limit)."""
+    seasonality: Literal["auto", "weekly", "none"] = "auto"
+    """``weekly``: a per-weekday profile once every weekday seen has 3 runs; ``auto``: that, only
+    when it narrows the band; ``none``: never."""
+    columns: dict[str, AnomalyColumnSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keys_are_metrics(self) -> AnomalyDetection:
+        for key in self.metrics or []:
+            table = key == "row_count"
+            rule = key.startswith("rule:") and key.endswith(".failure_rate") and len(key) > 18
+            column, _, metric = key.rpartition(".")
+            if not (table or rule or (column and metric in _ANOMALY_METRICS)):
+                raise ValueError(
+                    f"metrics: {key!r} is not row_count, <column>.<{'|'.join(sorted(_ANOMALY_METRICS))}> "
+                    "or rule:<rule_id>.failure_rate"
+                )
+        if self.min_history > self.max_history:
+            raise ValueError("min_history must not exceed max_history")
+        return self
+
+
+_ANOMALY_METRICS = frozenset(get_args(AnomalyMetric))
+
+
 class DatasetContract(CanonicalModel):
     dataset_contract_id: Id
     dataset_type: str = Field(min_length=1, max_length=128)
@@ -154,6 +223,8 @@ class DatasetContract(CanonicalModel):
     columns: list[ColumnContract] = Field(default_factory=list)
     quality_slos: list[QualitySLO] = Field(default_factory=list)
     metadata: JsonMap = Field(default_factory=dict)
+    anomaly_detection: AnomalyDetection | None = None
+    """Follow metrics on the stored history and warn when one leaves its band (None: off)."""
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> DatasetContract:

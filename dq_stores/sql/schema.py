@@ -186,6 +186,16 @@ job_runs = sa.Table(
         "ix_dq_job_runs_definition", "tenant", "environment", "job_definition_id", sa.text("run_time DESC")
     ),
     sa.Index("ix_dq_job_runs_dataset", "tenant", "environment", "dataset_type", sa.text("run_time DESC")),
+    # A dataset's metric history (anomaly detection): one range scan, newest first, no filter step.
+    sa.Index(
+        "ix_dq_job_runs_dataset_type",
+        "tenant",
+        "environment",
+        "dataset_type",
+        "job_type",
+        sa.text("run_time DESC"),
+        sa.text("job_id DESC"),
+    ),
     sa.Index(
         "ix_dq_job_runs_asset",
         "tenant",
