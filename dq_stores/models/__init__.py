@@ -56,6 +56,15 @@ from dq_stores.models.contracts import (
 from dq_stores.models.contracts import (
     Severity as Severity,
 )
+from dq_stores.models.contracts import (
+    QualityMetric as QualityMetric,
+)
+from dq_stores.models.contracts import (
+    QualityRule as QualityRule,
+)
+from dq_stores.models.contracts import (
+    ThresholdOperator as ThresholdOperator,
+)
 from dq_stores.models.job_definitions import (
     ActionProfileRef as ActionProfileRef,
 )
