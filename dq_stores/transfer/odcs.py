@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,8 @@ import yaml
 
 from dq_stores.errors import InvalidArtifactError
 from dq_stores.models import DataContract, DataType, LifecycleStatus, QualityMetric, Severity
+from dq_stores.scope import Scope
+from dq_stores.stores import Stores
 
 __all__ = [
     "ODCS_API_VERSION",
@@ -39,6 +41,7 @@ __all__ = [
     "is_odcs",
     "load_odcs",
     "to_odcs",
+    "export_odcs_scope",
     "to_odcs_yaml",
     "validate_odcs",
 ]
@@ -284,7 +287,7 @@ def from_odcs(
         doc, {"apiVersion", "kind", "id", "version", "status", "tenant", "name", "description", "schema",
               *_NAMED_META}  # fmt: skip
     )
-    absent = [k for k in ("tenant", "name", "status") if k not in doc]
+    absent = [k for k in ("name", "status") if k not in doc]
     contract_id = _native_id(str(doc["id"]))
     if contract_id != doc["id"]:
         extras["id"] = doc["id"]  # e.g. a URN: ':' is not allowed in a native id
@@ -850,3 +853,16 @@ def _rule_out(rule: Any) -> dict[str, Any]:
 def to_odcs_yaml(contract: DataContract) -> str:
     """``to_odcs`` as YAML text (keys in the standard's order, as written)."""
     return yaml.safe_dump(to_odcs(contract), sort_keys=False, allow_unicode=True, width=100)
+
+
+def export_odcs_scope(stores: Stores, scope: Scope, out_dir: Path) -> Iterator[Path]:
+    """Write every version of every data contract of ``scope`` as ODCS v3.1.0 YAML,
+    ``out_dir/TENANT/ENV/contracts/ID/VERSION.odcs.yaml``, and yield each path.
+    """
+    from dq_stores.fsio import atomic_write_stream
+
+    for contract in stores.contracts.iter_all(scope.tenant, scope.environment):
+        path = out_dir / scope.tenant / scope.environment / "contracts" / contract.contract_id
+        path = path / f"{contract.version}.odcs.yaml"
+        atomic_write_stream(path, (to_odcs_yaml(contract).encode("utf-8"),), durable=False)
+        yield path
