@@ -198,7 +198,9 @@ def _data_type(prop: Mapping[str, Any]) -> DataType:
     if logical == "boolean":
         return DataType.BOOLEAN
     if logical in ("date", "timestamp"):
-        if re.search(r"timestamp|datetime", physical) or logical == "timestamp":
+        if "datetime" in physical:
+            return DataType.DATETIME
+        if "timestamp" in physical or logical == "timestamp":
             return DataType.TIMESTAMP
         return DataType.DATE
     if logical in ("object", "array"):
@@ -211,7 +213,8 @@ def _data_type(prop: Mapping[str, Any]) -> DataType:
         (r"decimal|numeric", DataType.DECIMAL),
         (r"float|double|real", DataType.FLOAT),
         (r"bool", DataType.BOOLEAN),
-        (r"timestamp|datetime", DataType.TIMESTAMP),
+        (r"datetime", DataType.DATETIME),
+        (r"timestamp", DataType.TIMESTAMP),
         (r"^date$", DataType.DATE),
         (r"json|struct|array|object|map", DataType.JSON),
     ):
@@ -232,6 +235,14 @@ def _logical_out(dtype: DataType) -> str:
         DataType.TIMESTAMP: "timestamp",
         DataType.JSON: "object",
     }[dtype]
+
+
+_PHYSICAL_OUT = {
+    DataType.DECIMAL: "decimal",
+    DataType.FLOAT: "double",
+    DataType.DATETIME: "datetime",
+}
+"""Physical types written where the logical type alone would lose the native one."""
 
 
 def _severity_in(value: Any) -> Severity:
@@ -427,7 +438,7 @@ def _dataset(
 def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     native, extras = _split(
         prop,
-        {"name", "logicalType", "required", "unique", "primaryKey", "primaryKeyPosition",
+        {"name", "logicalType", "physicalType", "required", "unique", "primaryKey", "primaryKeyPosition",
          "logicalTypeOptions", "classification", "tags", "description", "quality"},
     )  # fmt: skip
     name = prop.get("name")
@@ -438,6 +449,10 @@ def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[s
         extras["logicalType"] = prop["logicalType"]
     elif "logicalType" not in prop:
         extras.setdefault(_ABSENT, []).append("logicalType")
+    if "physicalType" in prop and prop["physicalType"] != _PHYSICAL_OUT.get(dtype):
+        extras["physicalType"] = prop["physicalType"]
+    elif "physicalType" not in prop and dtype in _PHYSICAL_OUT:
+        extras.setdefault(_ABSENT, []).append("physicalType")
     if "primaryKey" in prop and prop["primaryKey"] is not True:
         extras["primaryKey"] = prop["primaryKey"]
         if "primaryKeyPosition" in prop:
@@ -513,9 +528,9 @@ def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[s
     classification = prop.get("classification")
     if classification is not None:
         metadata["classification"] = classification
-    if tags is not None:
-        metadata["tags"] = tags
     sensitive = [t for t in tags or [] if isinstance(t, str) and _marks_personal(t)]
+    if tags is not None and (tags != sensitive or not tags):
+        metadata["tags"] = tags  # export derives tags that only mark personal data
     if isinstance(classification, str) and _marks_personal(classification) and "pii" not in sensitive:
         sensitive.append("pii")
     if sensitive:
@@ -758,14 +773,18 @@ def _property_out(col: Any, keys: list[str], rules: list[dict[str, Any]]) -> dic
     data = _dump(col)
     extras, rest_meta = _split_meta(col.metadata, {"classification", "tags"})
     node: dict[str, Any] = {"name": col.column_id, "logicalType": _logical_out(col.data_type)}
+    if col.data_type in _PHYSICAL_OUT:
+        node["physicalType"] = _PHYSICAL_OUT[col.data_type]
     if col.column_id in keys:
         node["primaryKey"] = True
         node["primaryKeyPosition"] = keys.index(col.column_id) + 1
+    native: dict[str, Any] = {}
     if col.required:
         node["required"] = True
+    elif "required" in data:
+        native["required"] = False  # stated in the native contract: kept as stated
     if col.description is not None:
         node["description"] = col.description
-    native: dict[str, Any] = {}
     cons = _dump(col.constraints) if col.constraints is not None else {}
     if cons.pop("unique", False):
         node["unique"] = True
