@@ -470,7 +470,7 @@ def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[s
     elif "unique" in prop:
         extras["unique"] = prop["unique"]
     rules: list[dict[str, Any]] = []
-    options = dict(prop.get("logicalTypeOptions") or {})
+    options = _options_v31(dict(prop.get("logicalTypeOptions") or {}))
     if options:
         kept: dict[str, Any] = {}
         for key, value in options.items():
@@ -480,8 +480,7 @@ def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[s
                 "minLength": "min_length",
                 "maxLength": "max_length",
             }.get(key)
-            exclusive = options.get("exclusiveMinimum" if key == "minimum" else "exclusiveMaximum")
-            if native_key and not (key in ("minimum", "maximum") and exclusive is True):
+            if native_key:
                 constraints[native_key] = value
             elif key == "pattern" and _regex_ok(str(value)):
                 constraints["regex"] = value
@@ -490,8 +489,8 @@ def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[s
             else:
                 kept[key] = value
             # Exclusive bounds have no native field: a generated SQL rule checks them (numbers).
-            bound = _exclusive(key, value, options)
-            if bound is not None:
+            bound = value if key in ("exclusiveMinimum", "exclusiveMaximum") else None
+            if isinstance(bound, int | float) and not isinstance(bound, bool):
                 op = "<=" if key.endswith("inimum") else ">="
                 rules.append(
                     {
@@ -550,18 +549,14 @@ def _regex_ok(pattern: str) -> bool:
     return re.search(r"\(\?<?[=!]|\\[1-9]", pattern) is None
 
 
-def _exclusive(key: str, value: Any, options: Mapping[str, Any]) -> Any:
-    """The bound a generated rule checks for an exclusive bound (None: none to check)."""
-    if key in ("exclusiveMinimum", "exclusiveMaximum"):
-        if value is True:
-            bound = options.get("minimum" if key == "exclusiveMinimum" else "maximum")
-        elif value is False:
-            return None
-        else:
-            bound = value
-        if isinstance(bound, int | float) and not isinstance(bound, bool):
-            return bound
-    return None
+def _options_v31(options: dict[str, Any]) -> dict[str, Any]:
+    """v3.0 exclusive bounds in v3.1 terms: ``maximum: 100, exclusiveMaximum: true`` is
+    ``exclusiveMaximum: 100`` (v3.1 gives the bound itself)."""
+    for bound, flag in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if isinstance(options.get(flag), bool):
+            if options.pop(flag) and bound in options:
+                options[flag] = options.pop(bound)
+    return options
 
 
 def _rule(q: Mapping[str, Any], path: str, column: str | None, taken: set[str]) -> dict[str, Any]:
