@@ -21,7 +21,15 @@ from dq_stores.canonical import content_hash
 from dq_stores.cli import cli
 from dq_stores.models import DataContract, QualityMetric, Severity, ValidationReport
 from dq_stores.registry import open_stores
-from dq_stores.transfer.odcs import OdcsError, from_odcs, is_odcs, load_odcs, to_odcs, to_odcs_yaml, validate_odcs
+from dq_stores.transfer.odcs import (
+    OdcsError,
+    from_odcs,
+    is_odcs,
+    load_odcs,
+    to_odcs,
+    to_odcs_yaml,
+    validate_odcs,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "odcs"
 EXAMPLES = sorted(p for sub in ("bitol", "datacontract-cli") for p in (FIXTURES / sub).glob("*.odcs.yaml"))
@@ -75,14 +83,14 @@ def test_every_example_imports_becomes_checks_and_round_trips(path: Path) -> Non
     planned = []
     for ds in contract.datasets:
         plan = compile_rules(contract, ds.dataset_type)
-        generated = {
-            r.rule_id for r in ds.quality_rules if (r.metadata.get("odcs") or {}).get("generated")
-        }
+        generated = {r.rule_id for r in ds.quality_rules if (r.metadata.get("odcs") or {}).get("generated")}
         kinds = {m.value for m in QualityMetric}
         planned += [r for r in plan.rules if r.kind in kinds and r.rule_id not in generated]
     assert len(planned) == len(entries)
     ids = {r.rule_id for r in planned}
-    assert all(str(q["id"]) in ids or any(i.endswith(f".{q['id']}") for i in ids) for q in entries if "id" in q)
+    assert all(
+        str(q["id"]) in ids or any(i.endswith(f".{q['id']}") for i in ids) for q in entries if "id" in q
+    )
 
     # Export writes valid ODCS v3.1.0, equal to the source (in v3.1 terms), and re-imports to the
     # same contract (same canonical hash).
@@ -102,7 +110,9 @@ def test_the_native_billing_contract_round_trips_through_odcs() -> None:
 
 def test_an_invalid_document_is_refused_naming_the_path_inside_it() -> None:
     with pytest.raises(OdcsError) as err:
-        from_odcs(load_odcs(FIXTURES / "invalid" / "tests__fixtures__postgres__odcs.odcs.yaml"), environment="dev")
+        from_odcs(
+            load_odcs(FIXTURES / "invalid" / "tests__fixtures__postgres__odcs.odcs.yaml"), environment="dev"
+        )
     assert err.value.field == "schema[0].properties[0]"
     assert "isNullable" in str(err.value)
 
@@ -152,8 +162,12 @@ schema:
 def test_the_mapping_field_by_field() -> None:
     c = from_odcs(MAPPED, environment="prod")
     assert (c.contract_id, c.version, c.tenant_id, c.environment, c.name) == (
-        "urn_orders_v1", "1.2.0", "shop", "prod", "Orders"
-    )  # fmt: skip
+        "urn_orders_v1",
+        "1.2.0",
+        "shop",
+        "prod",
+        "Orders",
+    )
     assert c.lifecycle.status == "approved" and c.metadata["odcs"]["status"] == "deprecated"
     assert c.description == "All orders" and c.metadata["odcs"]["description"] == {"usage": "analytics"}
     assert c.metadata["domain"] == "sales" and c.metadata["data_product"] == "checkout"
@@ -166,10 +180,14 @@ def test_the_mapping_field_by_field() -> None:
     order_id, email, amount = ds.column("order_id"), ds.column("email"), ds.column("amount")
     assert order_id.required and order_id.constraints is not None
     assert (order_id.constraints.unique, order_id.constraints.regex, order_id.constraints.max_length) == (
-        True, "^O-\\d+$", 12
-    )  # fmt: skip
+        True,
+        "^O-\\d+$",
+        12,
+    )
     assert order_id.metadata["odcs"]["businessName"] == "Order"
-    assert email.is_pii and email.metadata["classification"] == "pii" and email.metadata["tags"] == ["contact"]
+    assert (
+        email.is_pii and email.metadata["classification"] == "pii" and email.metadata["tags"] == ["contact"]
+    )
     assert amount.data_type == "decimal" and amount.constraints is not None
     assert amount.constraints.min_value == 0 and amount.constraints.max_value is None
     assert ds.column("placed").data_type == "timestamp"
@@ -189,7 +207,9 @@ def test_the_mapping_field_by_field() -> None:
     )
     report = validate(frame, c)
     by_id = {r.rule_id: r for r in report.rules}
-    assert by_id["amount.exclusiveMaximum"].measured_value == 1 and not by_id["amount.exclusiveMaximum"].passed
+    assert (
+        by_id["amount.exclusiveMaximum"].measured_value == 1 and not by_id["amount.exclusiveMaximum"].passed
+    )
     assert not by_id["code.pattern"].passed and not by_id["code.pattern"].evaluated
     assert "not evaluated" in (by_id["code.pattern"].description or "")
     assert by_id["order_id.regex"].failed_count == 1
@@ -214,10 +234,15 @@ def test_severity_dimension_unit_and_every_operator() -> None:
         ("mustNotBeBetween", [1, 2], False),
     ]
     prop["quality"] = [
-        {"id": f"q{i}", "metric": "nullValues", op: value, "severity": "warning" if i % 2 else "error",
-         "dimension": "completeness"}
+        {
+            "id": f"q{i}",
+            "metric": "nullValues",
+            op: value,
+            "severity": "warning" if i % 2 else "error",
+            "dimension": "completeness",
+        }
         for i, (op, value, _) in enumerate(ops)
-    ]  # fmt: skip
+    ]
     prop["quality"].append({"id": "pct", "metric": "nullValues", "mustBeLessThan": 50, "unit": "percent"})
     c = from_odcs(doc, tenant="acme", environment="dev")
     rules = {r.rule_id: r for r in c.datasets[0].quality_rules}
@@ -245,17 +270,23 @@ def _comparable(report: ValidationReport) -> dict[str, Any]:
 
 def test_odcs_and_native_contracts_with_the_same_rules_give_identical_reports() -> None:
     odcs = from_odcs(load_odcs(FIXTURES / "billing" / "billing.odcs.yaml"), environment="prod")
-    native = DataContract.model_validate(yaml.safe_load((FIXTURES / "billing" / "billing.native.yaml").read_text()))
+    native = DataContract.model_validate(
+        yaml.safe_load((FIXTURES / "billing" / "billing.native.yaml").read_text())
+    )
     frame, counts = generate_billing(20_000, 11)
     a, b = validate(frame, odcs), validate(frame, native)
     assert _comparable(a) == _comparable(b)
 
     by_id = {r.rule_id: r for r in a.rules}
-    assert by_id["customer_email.null_values"].measured_value == pytest.approx(100 * counts.null_emails / counts.rows)
+    assert by_id["customer_email.null_values"].measured_value == pytest.approx(
+        100 * counts.null_emails / counts.rows
+    )
     assert by_id["email_format"].measured_value == counts.bad_emails
     bad_currency = counts.unknown_currencies + counts.lowercase_currencies + counts.padded_currencies
     assert by_id["currency.invalid_values"].failed_count == bad_currency
-    assert by_id["status.invalid_values"].measured_value == counts.mixed_case_statuses  # nulls are not invalid
+    assert (
+        by_id["status.invalid_values"].measured_value == counts.mixed_case_statuses
+    )  # nulls are not invalid
     assert by_id["invoice_id+customer_email.duplicate_values"].failed_count == counts.exact_duplicate_rows
     assert by_id["billing_rows"].measured_value == counts.rows and by_id["billing_rows"].passed
     assert by_id["net_matches"].measured_value == counts.net_mismatches
@@ -270,7 +301,12 @@ def test_odcs_rules_become_asset_checks_with_stable_names() -> None:
     c = from_odcs(load_odcs(FIXTURES / "billing" / "billing.odcs.yaml"), environment="prod")
     specs = build_check_specs(c, "billing")
     names = {s.name for s in specs}
-    assert {"email_format", "billing_rows", "net_matches", "invoice_id_customer_email__duplicate_values"} <= names
+    assert {
+        "email_format",
+        "billing_rows",
+        "net_matches",
+        "invoice_id_customer_email__duplicate_values",
+    } <= names
     frame, _ = generate_billing(5_000, 2)
     outcome = check_results(validate(frame, c), specs)
     by_name = {r.check_name: r for r in outcome.results}
@@ -288,7 +324,9 @@ def test_cli_imports_odcs_and_exports_it_back(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["--url", url, "import", *map(str, files), "--env", "dev"])
     assert result.exit_code != 0 and "--tenant" in result.output  # the first one states no tenant
-    result = runner.invoke(cli, ["--url", url, "import", *map(str, files), "--tenant", "acme", "--env", "dev"])
+    result = runner.invoke(
+        cli, ["--url", url, "import", *map(str, files), "--tenant", "acme", "--env", "dev"]
+    )
     assert result.exit_code == 0, result.output
     assert "2 created" in result.output
 
@@ -299,7 +337,9 @@ def test_cli_imports_odcs_and_exports_it_back(tmp_path: Path) -> None:
     assert len(written) == 2
     for path in written:
         validate_odcs(load_odcs(path))
-    orders = load_odcs(out / "acme" / "dev" / "contracts" / "urn_datacontract_checkout_orders" / "1.0.0.odcs.yaml")
+    orders = load_odcs(
+        out / "acme" / "dev" / "contracts" / "urn_datacontract_checkout_orders" / "1.0.0.odcs.yaml"
+    )
     assert orders["id"] == "urn:datacontract:checkout:orders"
 
     # Re-importing the export changes nothing: the same contracts.
@@ -308,7 +348,9 @@ def test_cli_imports_odcs_and_exports_it_back(tmp_path: Path) -> None:
     assert "2 unchanged" in result.output
     with open_stores(url) as stores:
         stored = stores.contracts.get_latest_for_dataset("acme", "dev", "Air_Quality")
-        assert stored is not None and stored.datasets[0].quality_rules[0].metric == QualityMetric.INVALID_VALUES
+        assert (
+            stored is not None and stored.datasets[0].quality_rules[0].metric == QualityMetric.INVALID_VALUES
+        )
 
     bad = runner.invoke(cli, ["--url", url, "import", str(FIXTURES / "invalid"), "--env", "dev"])
     assert bad.exit_code != 0 and "schema[0].properties[0]" in bad.output

@@ -372,7 +372,9 @@ def _value_in(ref: ColumnRef, values: Sequence[Any]) -> pl.Expr:
         if dtype.is_numeric():
             series = _allowed_series([float(v) for v in values if _is_numeric_bound(v)], dtype)
         else:
-            series = pl.Series([str(v) for v in values], dtype=pl.String).cast(dtype, strict=False).drop_nulls()
+            series = (
+                pl.Series([str(v) for v in values], dtype=pl.String).cast(dtype, strict=False).drop_nulls()
+            )
         if len(series):
             hit = hit | ref.typed.is_in(series.implode())
     return hit.fill_null(False)
@@ -669,7 +671,11 @@ class _Compiler:
         }[m]
         desc = rule.description or rule.name or what
         if threshold is not None:
-            desc = f"{desc} [{what} {threshold.text()}]" if rule.description or rule.name else f"{what} {threshold.text()}"
+            desc = (
+                f"{desc} [{what} {threshold.text()}]"
+                if rule.description or rule.name
+                else f"{what} {threshold.text()}"
+            )
         build: Builder | None
         note = None
         params: dict[str, Any] = {"keys": cols}

@@ -172,7 +172,10 @@ def validate_file(
                 continue
             if spec.threshold is not None or spec.not_evaluated is not None or spec.kind == "sql":
                 # Quality metrics (ODCS) are computed by the polars engine only: never a wrong count.
-                why = spec.not_evaluated or f"quality metric {spec.kind} is not computed by the streaming engine"
+                why = (
+                    spec.not_evaluated
+                    or f"quality metric {spec.kind} is not computed by the streaming engine"
+                )
                 pending[spec.rule_id] = (f"not evaluated: {why}", False)
                 continue
             missing = [c for c in spec.columns if c not in columns]

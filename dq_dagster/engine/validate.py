@@ -233,9 +233,9 @@ def assemble_report(
             results.append(_result(spec, 0, 0, passed=passed, note=note))
             continue
         if spec.kind == "sql":
-            value = (measured or {}).get(spec.rule_id)
-            ok = spec.threshold.holds(value) if spec.threshold is not None else False
-            results.append(_result(spec, row_count, 0, passed=ok, measured=value))
+            sql_value = (measured or {}).get(spec.rule_id)
+            ok = spec.threshold.holds(sql_value) if spec.threshold is not None else False
+            results.append(_result(spec, row_count, 0, passed=ok, measured=sql_value))
             continue
         k = keys[spec.rule_id]
         failed = int(row.get(f"f{k}") or 0)
@@ -244,7 +244,7 @@ def assemble_report(
         if spec.threshold is None:
             results.append(_result(spec, checked, failed, sample=sample))
             continue
-        value: JsonScalar
+        value: int | float
         if spec.kind == "row_count":
             value = row_count
         elif spec.threshold.unit == "percent":

@@ -126,7 +126,9 @@ def _export_odcs(
         check_export_target(directory, scopes, overwrite=overwrite)
         total = 0
         for scope in scopes:
-            with settings.progress(export_odcs_scope(stores, scope, directory), f"exporting {scope}") as files:
+            with settings.progress(
+                export_odcs_scope(stores, scope, directory), f"exporting {scope}"
+            ) as files:
                 total += sum(1 for _ in files)
         where = stores.describe()
     settings.say(f"exported {total} ODCS contract(s) of {len(scopes)} scope(s) from {where} to {directory}")

@@ -195,7 +195,8 @@ class QualityRule(CanonicalModel):
         default=None, description="Required except for custom and text rules."
     )
     threshold: JsonScalar | list[float] | None = Field(
-        default=None, description="A number (a value for must_be / must_not_be), or [low, high] for the between operators."
+        default=None,
+        description="A number (a value for must_be / must_not_be), or [low, high] for the between operators.",
     )
     unit: Literal["rows", "percent"] = "rows"
     missing_values: list[JsonScalar | None] | None = Field(

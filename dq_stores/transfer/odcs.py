@@ -37,11 +37,11 @@ from dq_stores.stores import Stores
 __all__ = [
     "ODCS_API_VERSION",
     "OdcsError",
+    "export_odcs_scope",
     "from_odcs",
     "is_odcs",
     "load_odcs",
     "to_odcs",
-    "export_odcs_scope",
     "to_odcs_yaml",
     "validate_odcs",
 ]
@@ -90,7 +90,7 @@ def load_odcs(source: str | Path) -> dict[str, Any]:
     text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
     if isinstance(source, str) and "\n" not in source and Path(source).is_file():
         text = Path(source).read_text(encoding="utf-8")
-    document = yaml.load(text, Loader=_NoTimestampLoader)  # noqa: S506 - a SafeLoader subclass
+    document = yaml.load(text, Loader=_NoTimestampLoader)
     if not isinstance(document, dict):
         raise OdcsError("an ODCS document is a mapping", field="<document>")
     return document
@@ -99,7 +99,8 @@ def load_odcs(source: str | Path) -> dict[str, Any]:
 @cache
 def _validator(api_version: str) -> Any:
     try:
-        import jsonschema
+        # No type stubs are installed for jsonschema; the validator is used as ``Any`` here.
+        import jsonschema  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - the odcs extra is in dev
         raise OdcsError(
             "ODCS needs the odcs extra: pip install 'dq-stores[odcs]'", field="apiVersion"
@@ -295,8 +296,19 @@ def from_odcs(
     if environment is None:
         raise OdcsError("ODCS states no environment: give one (--env)", field="environment")
     native, extras = _split(
-        doc, {"apiVersion", "kind", "id", "version", "status", "tenant", "name", "description", "schema",
-              *_NAMED_META}  # fmt: skip
+        doc,
+        {
+            "apiVersion",
+            "kind",
+            "id",
+            "version",
+            "status",
+            "tenant",
+            "name",
+            "description",
+            "schema",
+            *_NAMED_META,
+        },
     )
     absent = [k for k in ("name", "status") if k not in doc]
     contract_id = _native_id(str(doc["id"]))
@@ -311,9 +323,7 @@ def from_odcs(
     status = _STATUS_IN.get(str(status_text).lower(), LifecycleStatus.DRAFT)
     if status_text is not None and _STATUS_OUT[status] != status_text:
         extras["status"] = status_text
-    metadata: dict[str, Any] = {
-        native_key: doc[key] for key, native_key in _NAMED_META.items() if key in doc
-    }
+    metadata: dict[str, Any] = {native_key: doc[key] for key, native_key in _NAMED_META.items() if key in doc}
     if isinstance(metadata.get("team"), list):
         metadata["team"] = [_member_v31(m) for m in metadata["team"]]
     out: dict[str, Any] = {
@@ -363,7 +373,8 @@ def _member_v31(member: Any) -> Any:
 
 def _native_id(value: str) -> str:
     """``value`` as a native id: characters outside ``[A-Za-z0-9._-]`` become ``_``; a long one
-    is cut and given a hash suffix so that two long ids stay apart."""
+    is cut and given a hash suffix so that two long ids stay apart.
+    """
     clean = re.sub(r"[^A-Za-z0-9._-]", "_", value)
     if len(clean) > 128:
         clean = f"{clean[:111]}-{hashlib.sha256(value.encode()).hexdigest()[:16]}"
@@ -407,14 +418,16 @@ def _dataset(
         rules += col_rules
         if prop.get("primaryKey") is True:
             pos = prop.get("primaryKeyPosition")
-            keys.append((pos if isinstance(pos, int | float) and pos >= 0 else float("inf"), j, col["column_id"]))
+            keys.append(
+                (pos if isinstance(pos, int | float) and pos >= 0 else float("inf"), j, col["column_id"])
+            )
     for k, q in enumerate(obj.get("quality") or []):
         rules.append(_rule(q, f"{path}.quality[{k}]", None, taken))
     if keys:
         ordered = sorted(keys)
         out["primary_keys"] = [c for _, _, c in ordered]
         # Where the source's positions are not 1, 2, ... keep them as written (export derives those).
-        for n, (pos, j, c) in enumerate(ordered):
+        for n, (pos, j, _) in enumerate(ordered):
             col = columns[j]
             if pos != n + 1:
                 extra = col.setdefault("metadata", {}).setdefault(_EXTRA, {})
@@ -435,12 +448,26 @@ def _dataset(
     return out
 
 
-def _column(prop: Mapping[str, Any], path: str, taken: set[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _column(
+    prop: Mapping[str, Any], path: str, taken: set[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     native, extras = _split(
         prop,
-        {"name", "logicalType", "physicalType", "required", "unique", "primaryKey", "primaryKeyPosition",
-         "logicalTypeOptions", "classification", "tags", "description", "quality"},
-    )  # fmt: skip
+        {
+            "name",
+            "logicalType",
+            "physicalType",
+            "required",
+            "unique",
+            "primaryKey",
+            "primaryKeyPosition",
+            "logicalTypeOptions",
+            "classification",
+            "tags",
+            "description",
+            "quality",
+        },
+    )
     name = prop.get("name")
     if not name:
         raise OdcsError("a property needs a name", field=f"{path}.name")
@@ -551,20 +578,35 @@ def _regex_ok(pattern: str) -> bool:
 
 def _options_v31(options: dict[str, Any]) -> dict[str, Any]:
     """v3.0 exclusive bounds in v3.1 terms: ``maximum: 100, exclusiveMaximum: true`` is
-    ``exclusiveMaximum: 100`` (v3.1 gives the bound itself)."""
+    ``exclusiveMaximum: 100`` (v3.1 gives the bound itself).
+    """
     for bound, flag in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
-        if isinstance(options.get(flag), bool):
-            if options.pop(flag) and bound in options:
-                options[flag] = options.pop(bound)
+        # ``pop`` in the condition: a false flag is dropped, a true one takes the bound's value.
+        if isinstance(options.get(flag), bool) and options.pop(flag) and bound in options:
+            options[flag] = options.pop(bound)
     return options
 
 
 def _rule(q: Mapping[str, Any], path: str, column: str | None, taken: set[str]) -> dict[str, Any]:
     native, extras = _split(
         q,
-        {"id", "type", "metric", "rule", "arguments", "unit", "severity", "dimension", "name",
-         "description", "query", "engine", "implementation", *_OPERATORS},
-    )  # fmt: skip
+        {
+            "id",
+            "type",
+            "metric",
+            "rule",
+            "arguments",
+            "unit",
+            "severity",
+            "dimension",
+            "name",
+            "description",
+            "query",
+            "engine",
+            "implementation",
+            *_OPERATORS,
+        },
+    )
     kind = q.get("type") or "library"
     metric_name = q.get("metric") or q.get("rule")
     out: dict[str, Any] = {}
@@ -614,9 +656,8 @@ def _rule(q: Mapping[str, Any], path: str, column: str | None, taken: set[str]) 
         }
     if cols:
         out["columns"] = cols
-    if kind != "library" or "type" in q:
-        if kind == "library":
-            extras["type"] = "library"
+    if kind == "library" and "type" in q:
+        extras["type"] = "library"  # the default, stated: written back as stated
     ops = [k for k in _OPERATORS if k in q]
     if ops and out["metric"] not in ("text", "custom"):
         out["operator"] = _OPERATORS[ops[0]]
@@ -710,8 +751,18 @@ def to_odcs(contract: DataContract) -> dict[str, Any]:
     native: dict[str, Any] = {
         k: v
         for k, v in data.items()
-        if k not in {"contract_id", "tenant_id", "environment", "version", "name", "description",
-                     "datasets", "metadata", "lifecycle"}  # fmt: skip
+        if k
+        not in {
+            "contract_id",
+            "tenant_id",
+            "environment",
+            "version",
+            "name",
+            "description",
+            "datasets",
+            "metadata",
+            "lifecycle",
+        }
     }
     lifecycle = {k: v for k, v in data.get("lifecycle", {}).items() if k != "status"}
     if lifecycle:
@@ -744,8 +795,11 @@ def _object_out(ds: Any) -> dict[str, Any]:
             continue  # comes back from the option it was generated from
         out = _rule_out(rule)
         level = r_extras.get("level")
-        if level != "schema" and len(rule.columns) == 1 and rule.metric != QualityMetric.ROW_COUNT and (
-            rule.metric != QualityMetric.DUPLICATE_VALUES or level is None
+        if (
+            level != "schema"
+            and len(rule.columns) == 1
+            and rule.metric != QualityMetric.ROW_COUNT
+            and (rule.metric != QualityMetric.DUPLICATE_VALUES or level is None)
         ):
             by_column.setdefault(rule.columns[0], []).append(out)
         else:
@@ -756,8 +810,18 @@ def _object_out(ds: Any) -> dict[str, Any]:
         node.pop("properties")
     if schema_rules:
         node["quality"] = schema_rules
-    covered = {"dataset_contract_id", "dataset_type", "tenant_id", "environment", "version", "description",
-               "primary_keys", "columns", "quality_rules", "metadata"}  # fmt: skip
+    covered = {
+        "dataset_contract_id",
+        "dataset_type",
+        "tenant_id",
+        "environment",
+        "version",
+        "description",
+        "primary_keys",
+        "columns",
+        "quality_rules",
+        "metadata",
+    }
     native.update({k: v for k, v in data.items() if k not in covered})
     if rest_meta:
         native["metadata"] = rest_meta
@@ -784,8 +848,13 @@ def _property_out(col: Any, keys: list[str], rules: list[dict[str, Any]]) -> dic
     if cons.pop("unique", False):
         node["unique"] = True
     options: dict[str, Any] = {}
-    for native_key, key in (("min_value", "minimum"), ("max_value", "maximum"), ("min_length", "minLength"),
-                            ("max_length", "maxLength"), ("regex", "pattern")):  # fmt: skip
+    for native_key, key in (
+        ("min_value", "minimum"),
+        ("max_value", "maximum"),
+        ("min_length", "minLength"),
+        ("max_length", "maxLength"),
+        ("regex", "pattern"),
+    ):
         if native_key in cons:
             options[key] = cons.pop(native_key)
     if col.format is not None:
@@ -808,8 +877,16 @@ def _property_out(col: Any, keys: list[str], rules: list[dict[str, Any]]) -> dic
         node["tags"] = tags
     if rules:
         node["quality"] = rules
-    covered = {"column_id", "data_type", "required", "description", "format", "sensitivity_tags",
-               "constraints", "metadata"}  # fmt: skip
+    covered = {
+        "column_id",
+        "data_type",
+        "required",
+        "description",
+        "format",
+        "sensitivity_tags",
+        "constraints",
+        "metadata",
+    }
     native.update({k: v for k, v in data.items() if k not in covered})
     if rest_meta:
         native["metadata"] = rest_meta
@@ -847,7 +924,9 @@ def _rule_out(rule: Any) -> dict[str, Any]:
                 args["validValues"] = rule.valid_values
             if rule.pattern is not None:
                 args["pattern"] = rule.pattern
-        elif m == QualityMetric.DUPLICATE_VALUES and (len(rule.columns) > 1 or extras.get("level") == "schema"):
+        elif m == QualityMetric.DUPLICATE_VALUES and (
+            len(rule.columns) > 1 or extras.get("level") == "schema"
+        ):
             args["properties"] = rule.columns
         if args:
             node["arguments"] = args
