@@ -7,6 +7,7 @@ same rules stated in ODCS and natively giving identical reports on the billing g
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,20 @@ def test_severity_dimension_unit_and_every_operator() -> None:
     exported = to_odcs(c)
     validate_odcs(exported)
     assert exported["schema"][0]["properties"][0]["quality"] == prop["quality"]
+
+
+def test_rules_the_engine_cannot_run_are_kept_verbatim_and_not_evaluated() -> None:
+    doc = load_odcs(FIXTURES / "bitol" / "quality__column-validity.odcs.yaml")
+    doc["schema"][0]["quality"] = [
+        {"id": "odd_unit", "metric": "rowCount", "mustBeGreaterThan": 1, "unit": "kilorows"},
+        {"id": "no_property", "metric": "nullValues", "mustBe": 0},
+    ]
+    c = from_odcs(json.dumps(doc), tenant="acme", environment="dev")  # JSON text reads too
+    report = validate(pl.DataFrame({"air_quality_status": ["good"]}), c)
+    by_id = {r.rule_id: r for r in report.rules}
+    for rule_id in ("odd_unit", "no_property"):
+        assert not by_id[rule_id].evaluated and not by_id[rule_id].passed
+    assert to_odcs(c)["schema"][0]["quality"] == doc["schema"][0]["quality"]
 
 
 def _comparable(report: ValidationReport) -> dict[str, Any]:

@@ -86,10 +86,8 @@ _NoTimestampLoader.yaml_implicit_resolvers = {
 
 
 def load_odcs(source: str | Path) -> dict[str, Any]:
-    """The document in an ODCS YAML or JSON file (a path), or in YAML / JSON text."""
-    text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
-    if isinstance(source, str) and "\n" not in source and Path(source).is_file():
-        text = Path(source).read_text(encoding="utf-8")
+    """The document in an ODCS YAML or JSON file (a ``Path``), or in YAML / JSON text (a ``str``)."""
+    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
     document = yaml.load(text, Loader=_NoTimestampLoader)
     if not isinstance(document, dict):
         raise OdcsError("an ODCS document is a mapping", field="<document>")
@@ -638,13 +636,13 @@ def _rule(q: Mapping[str, Any], path: str, column: str | None, taken: set[str]) 
                 extras["level"] = "schema"
         if args:
             extras["arguments"] = args
-        if metric not in (QualityMetric.ROW_COUNT, QualityMetric.DUPLICATE_VALUES) and not cols:
-            raise OdcsError(f"metric {metric_name} is a property-level metric", field=f"{path}.metric")
         if metric == QualityMetric.ROW_COUNT:
             cols = []
-    else:
-        # A library metric this engine does not know (a v3.0 rule name, another unit): kept as it
-        # is, reported as not evaluated.
+    library = {m.value for m in _METRICS_IN.values()}
+    if "metric" not in out or (out["metric"] in library and out["metric"] != "row_count" and not cols):
+        # A library metric this engine does not know (a v3.0 rule name, another unit), or a
+        # property-level metric on an object with no property named: kept as it is, reported as
+        # not evaluated.
         return {
             **({"rule_id": _rule_id(q, column, taken)} if "id" in q else {}),
             "metric": "custom",
