@@ -194,7 +194,7 @@ class QualityRule(CanonicalModel):
     operator: ThresholdOperator | None = Field(
         default=None, description="Required except for custom and text rules."
     )
-    threshold: JsonScalar | list[float] | None = Field(
+    threshold: JsonScalar | list[int | float] | None = Field(
         default=None,
         description="A number (a value for must_be / must_not_be), or [low, high] for the between operators.",
     )

@@ -568,10 +568,15 @@ def _column(
     return col, rules
 
 
+_OUTSIDE_DIALECT = re.compile(r"\(\?<?[=!]|\(\?>|\\[1-9]|\\k<|\\Z|(?<!\\)[*+?}]\+")
+"""Constructs Rust's regex crate (the engine's dialect, what polars runs) refuses: look-around,
+atomic groups, backreferences, ``\\Z``, possessive quantifiers. This module cannot ask polars
+(``dq_stores`` does not depend on it); a pattern caught here becomes a rule reported as not
+evaluated instead of a contract the engine refuses."""
+
+
 def _regex_ok(pattern: str) -> bool:
-    # The engine's dialect is Rust's regex crate (what polars runs); ``re`` accepts a superset
-    # on the constructs that matter here (look-around, backreferences), which it refuses.
-    return re.search(r"\(\?<?[=!]|\\[1-9]", pattern) is None
+    return _OUTSIDE_DIALECT.search(pattern) is None
 
 
 def _options_v31(options: dict[str, Any]) -> dict[str, Any]:
