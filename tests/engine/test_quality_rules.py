@@ -18,7 +18,14 @@ from dq_dagster.engine import compile_rules, validate
 from dq_dagster.engine.pushdown import validate_table
 from dq_dagster.engine.rules import ContractRuleError, Threshold
 from dq_dagster.engine.streaming import validate_file
-from dq_stores.models import DatasetContract, QualityRule, ReportStatus, RuleResult, ThresholdOperator
+from dq_stores.models import (
+    DatasetContract,
+    QualityRule,
+    ReportStatus,
+    RuleResult,
+    ThresholdOperator,
+    ValidationReport,
+)
 from tests.engine.conftest import SqlDb
 
 COLUMNS = [
@@ -319,20 +326,61 @@ QUALITY = (
 )
 
 
-def test_the_sql_pushdown_engine_reports_them_not_evaluated(sql_db: SqlDb) -> None:
+def _comparable(report: ValidationReport) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json", exclude={"sample"}) for r in report.rules]
+
+
+def test_the_sql_pushdown_engine_computes_nulls_and_row_counts_and_no_other(sql_db: SqlDb) -> None:
     contract = dataset(*QUALITY)
-    table = sql_db.load(FRAME.with_columns(pl.col("amount").fill_nan(None)), "q")
-    report = validate_table(sql_db.engine, table, contract)
-    quality = [r for r in report.rules if r.rule_type in {q["metric"] for q in QUALITY}]
-    assert len(quality) == len(QUALITY)
-    assert all(not r.evaluated and not r.passed and r.measured_value is None for r in quality)
-    assert report.status == ReportStatus.FAILED
+    frame = FRAME.with_columns(pl.col("amount").fill_nan(None))
+    sql = validate_table(sql_db.engine, sql_db.load(frame, "q"), contract)
+    polars = validate(frame, contract)
+    computed = {"email.null_values", "row_count"}
+    by_id = {r.rule_id: r for r in sql.rules}
+    assert [by_id[i].model_dump(exclude={"sample"}) for i in sorted(computed)] == [
+        r.model_dump(exclude={"sample"})
+        for r in sorted(polars.rules, key=lambda r: r.rule_id)
+        if r.rule_id in computed
+    ]
+    others = [
+        r for r in sql.rules if r.rule_type in {q["metric"] for q in QUALITY} and r.rule_id not in computed
+    ]
+    assert len(others) == len(QUALITY) - 2
+    assert all(not r.evaluated and not r.passed and r.measured_value is None for r in others)
+    # Zero-tolerance rules count their rows as failing: the null email in both engines, plus
+    # the 3 extra copies of ids in polars (not evaluated in SQL, so not counted there).
+    assert (sql.rows_failed, polars.rows_failed) == (1, 4)
 
 
-def test_the_streaming_engine_reports_them_not_evaluated(tmp_path: Path) -> None:
+def test_the_streaming_engine_adds_up_row_wise_metrics_and_no_other(tmp_path: Path) -> None:
+    rules = (
+        *QUALITY,
+        {
+            "metric": "missing_values",
+            "columns": ["email"],
+            "missing_values": ["", "N/A"],
+            "operator": "must_be",
+            "threshold": 0,
+        },
+        {
+            "metric": "invalid_values",
+            "columns": ["country"],
+            "valid_values": ["DE", "FR", "IT"],
+            "operator": "must_be_less_than",
+            "threshold": 20,
+            "unit": "percent",
+        },
+    )
     path = tmp_path / "q.parquet"
     FRAME.write_parquet(path)
-    report = validate_file(path, dataset(*QUALITY))
-    quality = [r for r in report.rules if r.rule_type in {q["metric"] for q in QUALITY}]
-    assert len(quality) == len(QUALITY)
-    assert all(not r.evaluated and not r.passed for r in quality)
+    streamed = validate_file(path, dataset(*rules), batch_rows=3)
+    polars = validate(FRAME, dataset(*rules))
+    whole = {"id.duplicate_values", "q", "custom"}
+    by_id = {r.rule_id: r for r in polars.rules}
+    for r in streamed.rules:
+        if r.rule_id in whole:
+            assert not r.evaluated and not r.passed
+        else:
+            assert r.model_dump(exclude={"sample"}) == by_id[r.rule_id].model_dump(exclude={"sample"}), (
+                r.rule_id
+            )
