@@ -309,6 +309,23 @@ def test_odcs_and_native_contracts_with_the_same_rules_give_identical_reports() 
     assert "text" not in {r.rule_type for r in a.rules}  # documentation only
 
 
+def test_the_run_record_lists_what_quality_rules_measured(tmp_path: Path) -> None:
+    from dq_stores.scope import Scope
+    from dq_stores.scoped import ScopedJobRunStore
+    from dq_stores.writer import JobRunWriter, OutputOrigin
+
+    c = from_odcs(load_odcs(FIXTURES / "billing" / "billing.odcs.yaml"), environment="prod")
+    frame, counts = generate_billing(5_000, 5)
+    with open_stores(f"sqlite:///{tmp_path}/dq.db") as stores:
+        writer = JobRunWriter(ScopedJobRunStore(stores.job_runs, Scope("TNT-001", "prod")))
+        written = writer.write(validate(frame, c), OutputOrigin(run_id="r1", asset_key="billing"))
+    assert written.table is not None
+    measured = {r["rule_id"]: r["measured"] for r in written.table.rows}
+    assert measured["net_matches"] == f"{counts.net_mismatches} (must be < 10)"
+    assert measured["custom"] == "not evaluated"
+    assert measured["invoice_id.regex"] is None  # a plain rule: its counts say it
+
+
 @pytest.mark.dagster
 def test_odcs_rules_become_asset_checks_with_stable_names() -> None:
     from dq_dagster.checks import build_check_specs, check_results
