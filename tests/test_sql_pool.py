@@ -124,3 +124,56 @@ def test_get_and_put_of_a_run_are_one_round_trip_on_a_busy_pool(pg_url: str, pg_
             # Idle for longer than the threshold: one ping first, then the statement.
             time.sleep(IDLE_PING_SECONDS + 0.3)
             assert round_trips(lambda: stores.job_runs.get(tenant, ENV, "r")) == 2
+
+
+def test_concurrent_gets_stay_within_the_pool_and_lane_bounds(app_stores: tuple[Stores, str]) -> None:
+    """16 threads reading at once: every read right, and the process never opens more sessions than
+    its pool (5 + 10 overflow) plus the fast lane (5), so a burst is no connection storm."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores, app = app_stores
+    tenant = unique_id("t")
+    runs = [make_run(tenant, ENV, f"r{i}", submitted_at=BASE_TIME) for i in range(16)]
+    for run in runs:
+        stores.job_runs.put(run)
+    peak = 0
+
+    def reads(i: int) -> bool:
+        return all(stores.job_runs.get(tenant, ENV, f"r{i}") == runs[i] for _ in range(40))
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(reads, i) for i in range(16)]
+        while not all(f.done() for f in futures):
+            peak = max(peak, len(_sessions(app)))
+            time.sleep(0.01)
+        assert all(f.result() for f in futures)
+    assert 0 < peak <= 5 + 10 + 5, peak
+
+
+def test_a_forked_child_opens_its_own_connections_and_the_parent_keeps_working(
+    app_stores: tuple[Stores, str],
+) -> None:
+    """After ``fork`` the child must not use (nor close) the parent's sessions: it forgets them."""
+    import multiprocessing
+
+    stores, app = app_stores
+    tenant = unique_id("t")
+    run = make_run(tenant, ENV, "r", submitted_at=BASE_TIME)
+    stores.job_runs.put(run)
+    assert stores.job_runs.get(tenant, ENV, "r") == run
+    before = _sessions(app)
+
+    def child(queue: multiprocessing.Queue[str]) -> None:
+        got = stores.job_runs.get(tenant, ENV, "r")
+        queue.put("ok" if got == run else "wrong")
+
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[str] = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert queue.get(timeout=5) == "ok"
+    # The parent's sessions survived the child's exit, and the parent reads on as before.
+    assert before <= _sessions(app)
+    assert stores.job_runs.get(tenant, ENV, "r") == run

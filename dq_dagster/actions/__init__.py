@@ -2,8 +2,9 @@
 OpenLineage events and tickets, each outcome recorded on the run's job runs.
 
 Pure cores (no Dagster import): ``core`` (classifying a run's outcome, settings, the facts),
-``payloads`` (the documents sent), ``delivery`` (HTTP on httpx with a tenacity retry policy,
-result export), ``executor`` (``run_actions``, ``record_outcomes``). Dagster shell: ``sensors``
+``payloads`` (the documents sent), ``lineage`` (the OpenLineage event, built with
+openlineage-python), ``delivery`` (HTTP on httpx with a tenacity retry policy, result export),
+``executor`` (``run_actions``, ``record_outcomes``). Dagster shell: ``sensors``
 (``build_action_sensors``). The names below are re-exported lazily (PEP 562), so importing a core
 module costs no Dagster import.
 
@@ -24,7 +25,6 @@ _EXPORTS = {
     **dict.fromkeys(
         [
             "MAX_LISTED",
-            "OPENLINEAGE_SCHEMA_URL",
             "PAYLOAD_SCHEMA",
             "PRODUCER",
             "TICKET_SCHEMA",
@@ -35,9 +35,8 @@ _EXPORTS = {
         ],
         "dq_dagster.actions.core",
     ),
-    **dict.fromkeys(
-        ["build_action_payload", "build_openlineage_event", "build_ticket"], "dq_dagster.actions.payloads"
-    ),
+    **dict.fromkeys(["build_action_payload", "build_ticket"], "dq_dagster.actions.payloads"),
+    **dict.fromkeys(["OPENLINEAGE_SCHEMA_URL", "build_openlineage_event"], "dq_dagster.actions.lineage"),
     **dict.fromkeys(["record_outcomes", "run_actions"], "dq_dagster.actions.executor"),
     "build_action_sensors": "dq_dagster.actions.sensors",
 }

@@ -2,9 +2,9 @@
 profile slots run for it, the settings that bound execution, and the facts every action is about.
 
 Classification: ``failure`` when the orchestrator's run failed (or was cancelled: see
-``dq_dagster.actions.sensors``), a job run failed, or a validation report failed or has a failed
-hard rule; ``anomaly`` when it succeeded but a soft rule or a profiling expectation was breached;
-else ``success``. An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
+``dq_dagster.actions.sensors``), a job run failed, a validation report failed or has a failed
+hard rule, or a hard profiling expectation was breached; ``anomaly`` when it succeeded but a job
+run warned, a soft rule failed or a soft profiling expectation was breached; else ``success``. An anomaly is a success with a warning: ``on_success`` and ``on_anomaly`` both
 run. No Dagster import here.
 """
 
@@ -33,7 +33,6 @@ from dq_stores.models import (
 
 __all__ = [
     "MAX_LISTED",
-    "OPENLINEAGE_SCHEMA_URL",
     "PAYLOAD_SCHEMA",
     "PRODUCER",
     "TICKET_SCHEMA",
@@ -51,13 +50,6 @@ Report = ValidationReport | CleansingReport | ProfilingSnapshot
 
 PAYLOAD_SCHEMA = "dq.action.v1"
 TICKET_SCHEMA = "dq.ticket.v1"
-OPENLINEAGE_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-_FACET_URLS = {
-    "errorMessage": "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
-    "dataQualityAssertions": "https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
-    "dataQualityMetrics": "https://openlineage.io/spec/facets/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet",
-    "outputStatistics": "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
-}
 PRODUCER = "https://pypi.org/project/dq-stores/0.1.0#dq_dagster"
 MAX_LISTED = 50
 """Failed rules / anomalies listed in a payload (the full lists are in the stored reports)."""

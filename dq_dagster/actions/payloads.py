@@ -1,19 +1,15 @@
-"""The documents actions send: the ``dq.action.v1`` payload, the ``dq.ticket.v1`` ticket and the
-OpenLineage ``RunEvent``. Pure functions of ``DQRunFacts``; no Dagster import, no I/O. They never
+"""The documents actions send: the ``dq.action.v1`` payload and the ``dq.ticket.v1`` ticket (the
+OpenLineage ``RunEvent`` is built in ``lineage``). Pure functions of ``DQRunFacts``; no Dagster import, no I/O. They never
 hold failing-value samples (they may be personal data) or secrets.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from dq_dagster.actions.core import (
-    _FACET_URLS,
-    _MAX_ERROR,
     MAX_LISTED,
-    OPENLINEAGE_SCHEMA_URL,
     PAYLOAD_SCHEMA,
     TICKET_SCHEMA,
     ActionConfigError,
@@ -23,7 +19,6 @@ from dq_dagster.actions.core import (
 )
 from dq_stores.canonical import format_timestamp
 from dq_stores.models import (
-    CleansingReport,
     JobRun,
     JobRunStatus,
     JobType,
@@ -33,7 +28,7 @@ from dq_stores.models import (
 )
 from dq_stores.secrets import redact
 
-__all__ = ["build_action_payload", "build_openlineage_event", "build_ticket"]
+__all__ = ["build_action_payload", "build_ticket"]
 
 
 # -- payloads -----------------------------------------------------------------------------------
@@ -149,108 +144,6 @@ def _job_run_entry(run: JobRun) -> dict[str, Any]:
         }
         if result
         else None,
-    }
-
-
-def _lineage_run_id(facts: DQRunFacts) -> str:
-    # OpenLineage wants a UUID; Dagster run ids are UUIDs, anything else maps to a stable UUIDv5.
-    try:
-        return str(uuid.UUID(facts.run_ref))
-    except ValueError:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dq://{facts.tenant}/{facts.environment}/{facts.run_ref}"))
-
-
-def _facet(name: str, settings: ActionSettings, **values: Any) -> dict[str, Any]:
-    return {"_producer": settings.producer, "_schemaURL": _FACET_URLS[name], **values}
-
-
-def build_openlineage_event(
-    facts: DQRunFacts, parameters: Mapping[str, Any] | None = None, settings: ActionSettings | None = None
-) -> dict[str, Any]:
-    """An OpenLineage ``RunEvent`` (``COMPLETE`` or ``FAIL``) for the DQ run.
-
-    Job: ``namespace`` (parameter, default ``dq/<tenant>/<environment>``) and the job definition
-    id. Input: the raw data (the blob URI when there is one, else the dataset type) with
-    ``dataQualityAssertions`` (one per validation rule) and ``dataQualityMetrics`` (row count and
-    per-column null/distinct counts, min/max) facets unless ``include_payload`` is false. Output:
-    the cleansed dataset, when the run cleansed, with ``outputStatistics``.
-    """
-    params = dict(parameters or {})
-    settings = settings or ActionSettings()
-    namespace = str(params.get("namespace") or f"dq/{facts.tenant}/{facts.environment}")
-    dataset_namespace = str(params.get("dataset_namespace") or namespace)
-    include = params.get("include_payload", True) is not False
-    dataset_name = facts.dataset_type or facts.job_definition.data_contract.contract_id
-    input_name = redact(facts.input_uri) if facts.input_uri else dataset_name
-    input_dataset: dict[str, Any] = {"namespace": dataset_namespace, "name": input_name}
-    outputs: list[dict[str, Any]] = []
-    if include:
-        assertions = [
-            {
-                "assertion": rule.rule_id,
-                "success": rule.passed,
-                **({"column": rule.column} if rule.column else {}),
-            }
-            for report in facts.reports
-            if isinstance(report, ValidationReport)
-            for rule in report.rules
-        ]
-        if assertions:
-            input_dataset["facets"] = {
-                "dataQualityAssertions": _facet("dataQualityAssertions", settings, assertions=assertions)
-            }
-        for report in facts.reports:
-            if isinstance(report, ProfilingSnapshot):
-                column_metrics: dict[str, Any] = {}
-                for col in report.columns:
-                    metrics: dict[str, Any] = {
-                        "nullCount": col.null_count,
-                        "distinctCount": col.distinct_count,
-                    }
-                    for key, value in (("min", col.min), ("max", col.max)):
-                        if isinstance(value, int | float) and not isinstance(value, bool):
-                            metrics[key] = value
-                    column_metrics[col.column] = metrics
-                input_dataset["inputFacets"] = {
-                    "dataQualityMetrics": _facet(
-                        "dataQualityMetrics",
-                        settings,
-                        rowCount=report.row_count,
-                        columnMetrics=column_metrics,
-                    )
-                }
-                break
-        for report in facts.reports:
-            if isinstance(report, CleansingReport):
-                outputs.append(
-                    {
-                        "namespace": dataset_namespace,
-                        "name": f"{dataset_name}.cleansed",
-                        "outputFacets": {
-                            "outputStatistics": _facet("outputStatistics", settings, rowCount=report.rows_out)
-                        },
-                    }
-                )
-                break
-    run: dict[str, Any] = {"runId": _lineage_run_id(facts)}
-    if facts.event is ActionEvent.FAILURE:
-        run["facets"] = {
-            "errorMessage": _facet(
-                "errorMessage",
-                settings,
-                message="; ".join(facts.reasons)[:_MAX_ERROR],
-                programmingLanguage="python",
-            )
-        }
-    return {
-        "eventType": "FAIL" if facts.event is ActionEvent.FAILURE else "COMPLETE",
-        "eventTime": format_timestamp(facts.occurred_at),
-        "producer": settings.producer,
-        "schemaURL": OPENLINEAGE_SCHEMA_URL,
-        "run": run,
-        "job": {"namespace": namespace, "name": facts.job_definition.job_definition_id},
-        "inputs": [input_dataset],
-        "outputs": outputs,
     }
 
 

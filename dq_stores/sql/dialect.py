@@ -106,6 +106,15 @@ class SqlDialect:
     def fast_end(self, dbapi_conn: Any) -> None:
         """After a fast-path statement, before the connection goes back to the pool."""
 
+    def scoped_execute(
+        self, dbapi_conn: Any, setting: tuple[str, tuple[Any, ...]], sql: str, params: Any
+    ) -> Any:
+        """Run ``setting`` then ``sql`` as one transaction in one round trip; the cursor of ``sql``.
+
+        Only dialects with ``supports_scope_hook`` implement it.
+        """
+        raise NotImplementedError(f"{self.name} has no scope hook")
+
 
 class PostgresDialect(SqlDialect):
     """PostgreSQL (production)."""
@@ -167,6 +176,24 @@ class PostgresDialect(SqlDialect):
 
     def fast_end(self, dbapi_conn: Any) -> None:
         dbapi_conn.autocommit = False
+
+    def scoped_execute(
+        self, dbapi_conn: Any, setting: tuple[str, tuple[Any, ...]], sql: str, params: Any
+    ) -> Any:
+        # One simple-query message with two statements, on a connection in autocommit: Postgres
+        # runs them as one implicit transaction, so ``set_config(..., is_local => true)`` scopes
+        # exactly the statement after it (and a failure of either rolls back both). Client-side
+        # binding (psycopg's ClientCursor, which quotes every value itself) is what allows two
+        # statements in one message; the server-side binding of a plain cursor does not.
+        import psycopg
+
+        if not isinstance(params, tuple):  # the engine compiles Postgres statements positionally
+            raise TypeError("the scoped fast path needs positional parameters")
+        scope_sql, scope_params = setting
+        cursor = psycopg.ClientCursor(dbapi_conn)
+        cursor.execute(f"{scope_sql}; {sql}", scope_params + params)
+        cursor.nextset()  # past the set_config row, to the statement's own result
+        return cursor
 
 
 _DIALECTS: dict[str, SqlDialect] = {"sqlite": SqlDialect(), "postgresql": PostgresDialect()}

@@ -16,8 +16,8 @@ What lives here:
   no row and may write none (fail closed);
 * the scope hook (``RowLevelSecurity``): the SQL engine (``dq_stores.sql.engine``) asks it, for
   every call, to scope the call's transaction - through the ``begin`` event above for multi-statement
-  transactions, and as a ``set_config`` pipelined with the statement and its ``COMMIT`` on the
-  single-statement fast path (one network round trip, so RLS mode keeps the fast path). A call
+  transactions, and on the single-statement fast path as ``set_config`` and the statement in one
+  simple query (one implicit transaction, one network round trip: RLS mode keeps the fast path). A call
   inside an application's ``rls_scope(...)`` block may only address that scope
   (``ScopeViolationError`` otherwise); a refusal by a policy is reported as
   ``ScopeViolationError``. ``open_stores(url, row_level_security=True)`` opens stores with it.
@@ -352,16 +352,16 @@ class RowLevelSecurity:
         self.check(tenant, environment)
         return _entered(tenant, environment)
 
-    def setting(self, tenant: str, environment: str | None) -> tuple[str, dict[str, Any]]:
+    def setting(
+        self, tenant: str, environment: str | None, *, session: bool = False
+    ) -> tuple[str, tuple[Any, ...]]:
         self.check(tenant, environment)
+        # is_local true: SET LOCAL, ends with the transaction; false: the session keeps it (only
+        # on fast-lane connections, which no other code path ever uses).
+        local = "false" if session else "true"
         return (
-            "SELECT set_config(%(tk)s, %(t)s, true), set_config(%(ek)s, %(e)s, true)",
-            {
-                "tk": TENANT_SETTING,
-                "t": tenant,
-                "ek": ENVIRONMENT_SETTING,
-                "e": environment or ALL_ENVIRONMENTS,
-            },
+            f"SELECT set_config(%s, %s, {local}), set_config(%s, %s, {local})",
+            (TENANT_SETTING, tenant, ENVIRONMENT_SETTING, environment or ALL_ENVIRONMENTS),
         )
 
 

@@ -201,6 +201,30 @@ def test_rls_stores_serve_each_call_in_its_scope_and_a_pinned_scope_holds(
                 pass
 
 
+def test_a_fast_lane_connection_switches_scope_on_every_change_and_forgets_it_on_failure(
+    seeded: tuple[RlsDatabase, str, str],
+) -> None:
+    """One lane connection (pool size 1) serves calls of alternating scopes: it keeps the last
+    scope as a session setting and must set the new one with every change, and after a failed
+    statement (whose message rolled the setting back) set it again."""
+    db, a, b = seeded
+    with open_rls_stores(db.app_url, schema=db.schema, pool_size=1) as stores:
+        for tenant, env in [(a, "prod"), (b, "prod"), (b, "dev"), (a, "prod"), (a, "prod"), (b, "dev")] * 3:
+            run = stores.job_runs.get(tenant, env, "run-1")
+            assert run is not None and (run.tenant_id, run.environment) == (tenant, env)
+            assert stores.contracts.get(tenant, env, "contract-1") is not None
+        assert stores.job_runs.get(a, "prod", "run-1") is not None  # the lane is now in scope a/prod
+        # A run put for b/dev that the database refuses (a forbidden status transition is refused
+        # by the statement, which then changes nothing), then reads in b/dev and a/prod again.
+        finished = make_run(b, "dev", "run-done", status="succeeded")
+        stores.job_runs.put(finished)
+        with pytest.raises(Exception):  # noqa: B017 - any refusal; what matters is what follows
+            stores.job_runs.put(make_run(b, "dev", "run-done", status="running"), if_match="stale")
+        assert stores.job_runs.get(b, "dev", "run-1") is not None
+        assert stores.job_runs.get(a, "prod", "run-done") is None  # b's run, not visible as a
+        assert stores.job_runs.get(a, "prod", "run-1") is not None
+
+
 # -- writes --------------------------------------------------------------------------------------
 
 
