@@ -189,6 +189,13 @@ def _rule_metadata(rule: RuleResult, report: ValidationReport) -> dict[str, Meta
     }
     if rule.column is not None:
         meta["column"] = MetadataValue.text(rule.column)
+    # Thresholded quality rules (ODCS metrics): what was measured, against what.
+    if rule.threshold is not None:
+        meta["threshold"] = MetadataValue.text(rule.threshold)
+    if rule.measured_value is not None:
+        meta["measured_value"] = MetadataValue.text(str(rule.measured_value))
+    if not rule.evaluated:
+        meta["evaluated"] = MetadataValue.bool(False)
     if report.contract_id is not None:
         meta["dq/contract_id"] = MetadataValue.text(report.contract_id)
     if report.contract_version is not None:

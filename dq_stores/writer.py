@@ -42,6 +42,7 @@ from dq_stores.models import (
     Report,
     ReportStatus,
     ResultRef,
+    RuleResult,
     RunContractRef,
     RunSummary,
     Severity,
@@ -292,6 +293,17 @@ def _message(report: Report, summary: RunSummary) -> str:
     return text
 
 
+def _measured(rule: RuleResult) -> str | None:
+    """What a thresholded (quality) rule measured against its threshold, or that the rule was
+    not evaluated; None for the other rules, whose counts say it all.
+    """
+    if not rule.evaluated:
+        return "not evaluated"
+    if rule.threshold is None:
+        return None
+    return f"{rule.measured_value} (must be {rule.threshold})"
+
+
 def _table(report: Report) -> ResultTable | None:
     if isinstance(report, ValidationReport):
         failed = sorted(report.failed_rules, key=lambda r: (-r.failed_count, r.rule_id))
@@ -306,6 +318,7 @@ def _table(report: Report) -> ResultTable | None:
                 ("failed_count", "int"),
                 ("checked_count", "int"),
                 ("failure_rate", "float"),
+                ("measured", "string"),
             ],
             rows=[
                 {
@@ -316,6 +329,7 @@ def _table(report: Report) -> ResultTable | None:
                     "failed_count": r.failed_count,
                     "checked_count": r.checked_count,
                     "failure_rate": r.failure_rate,
+                    "measured": _measured(r),
                 }
                 for r in failed[:MAX_TABLE_ROWS]
             ],

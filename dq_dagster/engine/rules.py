@@ -53,9 +53,12 @@ from dq_stores.models import (
     DataContract,
     DatasetContract,
     DataType,
+    QualityMetric,
+    QualityRule,
     RuleBinding,
     RuleTemplate,
     Severity,
+    ThresholdOperator,
 )
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "RuleExprs",
     "RulePlan",
     "RuleSpec",
+    "Threshold",
     "compile_rules",
     "prepare_frame",
     "regex_problem",
@@ -113,6 +117,59 @@ class RuleExprs:
 
 Builder = Callable[[Mapping[str, ColumnRef]], RuleExprs]
 
+_OP_TEXT = {
+    ThresholdOperator.MUST_BE: "=",
+    ThresholdOperator.MUST_NOT_BE: "!=",
+    ThresholdOperator.MUST_BE_GREATER_THAN: ">",
+    ThresholdOperator.MUST_BE_GREATER_OR_EQUAL_TO: ">=",
+    ThresholdOperator.MUST_BE_LESS_THAN: "<",
+    ThresholdOperator.MUST_BE_LESS_OR_EQUAL_TO: "<=",
+    ThresholdOperator.MUST_BE_BETWEEN: "between",
+    ThresholdOperator.MUST_NOT_BE_BETWEEN: "not between",
+}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A quality rule's judgement: the measured value ``op`` ``value`` (in ``unit``)."""
+
+    op: ThresholdOperator
+    value: Any
+    unit: str = "rows"
+
+    def holds(self, measured: Any) -> bool:
+        op, v = self.op, self.value
+        if op == ThresholdOperator.MUST_BE:
+            return bool(measured == v)
+        if op == ThresholdOperator.MUST_NOT_BE:
+            return bool(measured != v)
+        if measured is None or isinstance(measured, bool | str):
+            return False  # a comparison needs a number
+        if op == ThresholdOperator.MUST_BE_GREATER_THAN:
+            return bool(measured > v)
+        if op == ThresholdOperator.MUST_BE_GREATER_OR_EQUAL_TO:
+            return bool(measured >= v)
+        if op == ThresholdOperator.MUST_BE_LESS_THAN:
+            return bool(measured < v)
+        if op == ThresholdOperator.MUST_BE_LESS_OR_EQUAL_TO:
+            return bool(measured <= v)
+        inside = bool(v[0] <= measured <= v[1])
+        return inside if op == ThresholdOperator.MUST_BE_BETWEEN else not inside
+
+    @property
+    def zero_tolerance(self) -> bool:
+        """No counted row is allowed: the counted rows are failing rows (``rows_failed``)."""
+        return self.unit == "rows" and (
+            (self.op == ThresholdOperator.MUST_BE and self.value == 0)
+            or (self.op == ThresholdOperator.MUST_BE_LESS_THAN and self.value in (0.5, 1))
+            or (self.op == ThresholdOperator.MUST_BE_LESS_OR_EQUAL_TO and self.value == 0)
+        )
+
+    def text(self) -> str:
+        v = self.value
+        shown = f"[{v[0]}, {v[1]}]" if isinstance(v, list | tuple) else f"{v}"
+        return f"{_OP_TEXT[self.op]} {shown} {self.unit}".strip()
+
 
 @dataclass(frozen=True)
 class RuleSpec:
@@ -134,6 +191,12 @@ class RuleSpec:
     ``unique``, ``data_type``, ``compare``, ``regex``, ``allowed``, ``length``, ``expression``."""
     params: Mapping[str, Any] = dc_field(default_factory=dict)
     """The rule's parameters in that form (``keys``, ``op`` + ``value``, ``pattern``, ...)."""
+    threshold: Threshold | None = None
+    """Quality rules: the rule passes when the measured value (the count of rows ``fail``
+    marks, in rows or percent; the row count; the SQL result) meets it. Without one, any
+    failing row fails the rule."""
+    not_evaluated: str | None = None
+    """Why no engine can run this rule (a custom rule, a regex outside the dialect)."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +355,78 @@ def _expression(expr: pl.Expr, sample: Callable[[Mapping[str, ColumnRef]], pl.Ex
     return build
 
 
+def _nulls(col: str) -> Builder:
+    def build(refs: Mapping[str, ColumnRef]) -> RuleExprs:
+        return RuleExprs(refs[col].raw.is_null(), pl.len())
+
+    return build
+
+
+def _value_in(ref: ColumnRef, values: Sequence[Any]) -> pl.Expr:
+    """Where the column's value is one of ``values``: as the original text, or, in a column
+    typed otherwise than string, as a typed value (``-1`` matches ``-1.0`` in a float column).
+    """
+    hit = ref.text.is_in(pl.Series([str(v) for v in values], dtype=pl.String).implode())
+    dtype = ref.typed_dtype
+    if not isinstance(dtype, pl.String):
+        if dtype.is_numeric():
+            series = _allowed_series([float(v) for v in values if _is_numeric_bound(v)], dtype)
+        else:
+            series = (
+                pl.Series([str(v) for v in values], dtype=pl.String).cast(dtype, strict=False).drop_nulls()
+            )
+        if len(series):
+            hit = hit | ref.typed.is_in(series.implode())
+    return hit.fill_null(False)
+
+
+def _missing_values(col: str, values: Sequence[Any]) -> Builder:
+    listed = [v for v in values if v is not None]
+    with_null = len(listed) != len(values)
+
+    def build(refs: Mapping[str, ColumnRef]) -> RuleExprs:
+        ref = refs[col]
+        hit = _value_in(ref, listed) if listed else pl.lit(False)
+        if with_null:
+            hit = hit | ref.raw.is_null()
+        return RuleExprs(hit, pl.len(), ref.raw)
+
+    return build
+
+
+def _invalid_values(col: str, values: Sequence[Any] | None, pattern: str | None) -> Builder:
+    listed = [v for v in values or () if v is not None]
+
+    def build(refs: Mapping[str, ColumnRef]) -> RuleExprs:
+        ref = refs[col]
+        bad = ref.raw.is_not_null()  # missing values are never invalid (nullValues counts them)
+        if values is not None:
+            bad = bad & (~_value_in(ref, listed) if listed else pl.lit(True))
+        if pattern is not None:
+            bad = bad & ~ref.text.str.contains(pattern).fill_null(True)
+        return RuleExprs(bad.fill_null(False), pl.len(), ref.raw)
+
+    return build
+
+
+def _duplicate_values(keys: tuple[str, ...]) -> Builder:
+    def build(refs: Mapping[str, ColumnRef]) -> RuleExprs:
+        complete = pl.all_horizontal([refs[k].typed.is_not_null() for k in keys])
+        value = refs[keys[0]].typed if len(keys) == 1 else pl.struct([refs[k].typed.alias(k) for k in keys])
+        # Every copy after the first of a value counts once (n rows with one value: n - 1).
+        extra = value.is_duplicated() & ~value.is_first_distinct()
+        return RuleExprs(extra & complete, pl.len(), _keys_sample(refs, keys))
+
+    return build
+
+
+def _row_count() -> Builder:
+    def build(refs: Mapping[str, ColumnRef]) -> RuleExprs:
+        return RuleExprs(None, pl.len())
+
+    return build
+
+
 # -- compiling a contract ------------------------------------------------------------------
 
 REGEX_DIALECT = "Rust regex crate (the one polars uses)"
@@ -354,6 +489,8 @@ class _Compiler:
         field: str,
         kind: str = "",
         params: Mapping[str, Any] | None = None,
+        threshold: Threshold | None = None,
+        not_evaluated: str | None = None,
     ) -> None:
         if any(r.rule_id == rule_id for r in self.rules):
             raise ContractRuleError(f"duplicate rule id {rule_id!r}", field=field)
@@ -372,6 +509,8 @@ class _Compiler:
                 build=build,
                 kind=kind or rule_type,
                 params=dict(params or {}),
+                threshold=threshold,
+                not_evaluated=not_evaluated,
             )
         )
 
@@ -494,6 +633,78 @@ class _Compiler:
             add("max_length", "max_length", f"length of {c} <= {cons.max_length}",
                 _length(c, cons.max_length, "max"), f"{cf}.max_length", kind="length", op="max",
                 bound=cons.max_length)  # fmt: skip
+
+    def quality(self) -> None:
+        """The dataset's quality rules (ODCS metrics): one spec each, except ``text`` rules."""
+        taken = {r.rule_id for r in self.rules}
+        for i, rule in enumerate(self.dataset.quality_rules):
+            if rule.metric == QualityMetric.TEXT:
+                continue  # documentation: nothing to check
+            field = f"{self.prefix}quality_rules.{i}"
+            rule_id = rule.rule_id
+            if rule_id is None:
+                # Stable without an id: the column (or dataset) and metric, numbered on repeats.
+                base = f"{'+'.join(rule.columns)}.{rule.metric.value}" if rule.columns else rule.metric.value
+                rule_id, n = base, 1
+                while rule_id in taken:
+                    n += 1
+                    rule_id = f"{base}.{n}"
+            taken.add(rule_id)
+            self.quality_rule(rule, rule_id, field)
+
+    def quality_rule(self, rule: QualityRule, rule_id: str, field: str) -> None:
+        m = rule.metric
+        cols = tuple(rule.columns)
+        column = cols[0] if len(cols) == 1 else None
+        threshold = None
+        if rule.operator is not None:
+            value = tuple(rule.threshold) if isinstance(rule.threshold, list) else rule.threshold
+            threshold = Threshold(rule.operator, value, rule.unit if m != QualityMetric.SQL else "")
+        what = {
+            QualityMetric.NULL_VALUES: f"null values in {column}",
+            QualityMetric.MISSING_VALUES: f"missing values in {column} ({rule.missing_values})",
+            QualityMetric.INVALID_VALUES: f"invalid values in {column}",
+            QualityMetric.DUPLICATE_VALUES: f"duplicate values of ({', '.join(cols)})",
+            QualityMetric.ROW_COUNT: "row count",
+            QualityMetric.SQL: f"sql {rule.query!r}",
+            QualityMetric.CUSTOM: f"custom rule for {rule.engine}",
+        }[m]
+        desc = rule.description or rule.name or what
+        if threshold is not None:
+            desc = (
+                f"{desc} [{what} {threshold.text()}]"
+                if rule.description or rule.name
+                else f"{what} {threshold.text()}"
+            )
+        build: Builder | None
+        note = None
+        params: dict[str, Any] = {"keys": cols}
+        if m == QualityMetric.NULL_VALUES:
+            build = _nulls(cols[0])
+        elif m == QualityMetric.MISSING_VALUES:
+            build = _missing_values(cols[0], list(rule.missing_values or ()))
+            params["values"] = tuple(rule.missing_values or ())
+        elif m == QualityMetric.INVALID_VALUES:
+            pattern = rule.pattern
+            if pattern is not None and (why := regex_problem(pattern)) is not None:
+                note = f"pattern {pattern!r} is outside the contract's regex dialect ({REGEX_DIALECT}): {why}"
+                pattern = None
+            build = _invalid_values(cols[0], rule.valid_values, pattern)
+            params.update(values=tuple(rule.valid_values or ()), pattern=pattern)
+        elif m == QualityMetric.DUPLICATE_VALUES:
+            build = _duplicate_values(cols)
+        elif m == QualityMetric.ROW_COUNT:
+            build = _row_count()
+        elif m == QualityMetric.SQL:
+            build = _row_count()  # the SQL result is measured apart; this only counts rows
+            params["query"] = rule.query
+            cols = ()
+        else:
+            build = _row_count()
+            note = f"custom rule for engine {rule.engine!r}: run by that engine, not by this one"
+            cols = ()
+        self.add(rule_id, m.value, column, rule.severity, desc, cols, build, field=field,
+                 kind=m.value, params=params, threshold=threshold, not_evaluated=note)  # fmt: skip
 
     def bindings(self) -> None:
         if self.contract is None:
@@ -647,6 +858,7 @@ def compile_rules(contract: DataContract | DatasetContract, dataset_type: str | 
     comp.keys()
     for j, col in enumerate(dataset.columns):
         comp.column(j, col)
+    comp.quality()
     comp.bindings()
     return RulePlan(data_contract, dataset, tuple(comp.rules))
 

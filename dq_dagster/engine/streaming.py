@@ -124,6 +124,10 @@ def _last_record_end(data: bytes) -> int:
     return 0
 
 
+_WHOLE_FRAME_METRICS = ("duplicate_values", "sql")
+"""Quality metrics that need the whole frame at once (row-wise ones add up over batches)."""
+
+
 def validate_file(
     path: str | os.PathLike[str],
     contract: DataContract | DatasetContract | RulePlan,
@@ -169,6 +173,15 @@ def validate_file(
         pending: dict[str, tuple[str, bool]] = {}
         for spec in plan.rules:
             if spec.build is None:
+                continue
+            if spec.not_evaluated is not None or spec.kind in _WHOLE_FRAME_METRICS:
+                # Rows of one batch cannot tell an extra copy of another batch's value, and a
+                # SQL rule needs the whole frame: not evaluated here rather than a wrong count.
+                why = (
+                    spec.not_evaluated
+                    or f"quality metric {spec.kind} is not computed by the streaming engine"
+                )
+                pending[spec.rule_id] = (f"not evaluated: {why}", False)
                 continue
             missing = [c for c in spec.columns if c not in columns]
             if missing:

@@ -12,6 +12,7 @@ other rules on it are reported as not evaluated. Rule compilation is in rules.py
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,9 +62,17 @@ def _result(
     sample: list[JsonScalar | None] | None = None,
     rate: float | None = None,
     note: str | None = None,
+    measured: JsonScalar | None = None,
 ) -> RuleResult:
     if rate is None:
         rate = failed / checked if checked else 0.0
+    extra: dict[str, Any] = {}
+    if note is not None and note.startswith("not evaluated"):
+        extra["evaluated"] = False
+    if spec.threshold is not None:
+        extra["threshold"] = spec.threshold.text()
+        if "evaluated" not in extra:
+            extra["measured_value"] = measured
     return RuleResult(
         rule_id=spec.rule_id,
         rule_type=spec.rule_type,
@@ -76,6 +85,7 @@ def _result(
         sample=sample or [],
         sample_masked=spec.pii,
         description=f"{spec.description} ({note})" if note else spec.description,
+        **extra,
     )
 
 
@@ -110,10 +120,17 @@ def validate_lazy(lf: pl.LazyFrame, plan: RulePlan, *, engine: str = "polars") -
 
     evaluated: list[_Evaluated] = []
     pending: dict[str, tuple[str, bool]] = {}  # rule id -> (note, passed) for rules not evaluated
+    sql_rules: list[RuleSpec] = []
     for spec in plan.rules:
         missing = [c for c in spec.columns if c not in schema]
         if spec.build is None:
             continue  # presence: decided from the schema below
+        if spec.not_evaluated is not None:
+            pending[spec.rule_id] = (f"not evaluated: {spec.not_evaluated}", False)
+            continue
+        if spec.kind == "sql":
+            sql_rules.append(spec)
+            continue
         if missing:
             names = ", ".join(missing)
             if spec.vacuous_if_missing:
@@ -131,7 +148,49 @@ def validate_lazy(lf: pl.LazyFrame, plan: RulePlan, *, engine: str = "polars") -
 
     row = _aggregate(prep.frame, evaluated)
     keys = {ev.spec.rule_id: ev.key for ev in evaluated}
-    return assemble_report(plan, schema.names(), row, keys, pending, started, engine=engine)
+    measured: dict[str, JsonScalar | None] = {}
+    if sql_rules:
+        typed = prep.frame.select(schema.names())
+        for spec in sql_rules:
+            value, problem = _sql_value(typed, plan, spec)
+            if problem is not None:
+                pending[spec.rule_id] = (f"not evaluated: {problem}", False)
+            else:
+                measured[spec.rule_id] = value
+    return assemble_report(
+        plan, schema.names(), row, keys, pending, started, engine=engine, measured=measured
+    )
+
+
+_OBJECT = "dq_object"
+
+
+def _sql_value(frame: pl.LazyFrame, plan: RulePlan, spec: RuleSpec) -> tuple[JsonScalar | None, str | None]:
+    """The one value an ODCS ``sql`` rule's query gives on ``frame`` (polars SQL), or why not.
+
+    ``{object}`` names the dataset, ``{property}`` the rule's column; the frame is also
+    registered under the dataset type and its ``physical_name`` (metadata), which queries
+    written for the source table use.
+    """
+    query = str(spec.params.get("query") or "")
+    query = query.replace("{object}", _OBJECT)
+    if spec.column is not None:
+        query = query.replace("{property}", f'"{spec.column}"')
+    ds = plan.dataset
+    names = {_OBJECT, ds.dataset_type}
+    physical = ds.metadata.get("physical_name")
+    if isinstance(physical, str) and physical:
+        names.add(physical)
+    ctx = pl.SQLContext({n: frame for n in names})
+    try:
+        out = ctx.execute(query, eager=True)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        return None, f"sql query does not run on this frame: {str(exc).splitlines()[0]}"
+    if out.height < 1 or out.width < 1:
+        return None, "sql query gave no value"
+    if out.height != 1 or out.width != 1:
+        return None, f"sql query gave {out.height} rows x {out.width} columns, not one value"
+    return to_json_scalar(out.item()), None
 
 
 def assemble_report(
@@ -143,13 +202,16 @@ def assemble_report(
     started: datetime,
     *,
     engine: str,
+    measured: Mapping[str, JsonScalar | None] | None = None,
 ) -> ValidationReport:
     """The report of one evaluation, whatever engine computed it.
 
     ``columns``: the dataset's columns; ``row``: ``__rows``, ``__rows_failed`` and per evaluated
     rule (``keys``: rule id -> k) ``c<k>`` checked, ``f<k>`` failed, ``s<k>`` sample values;
     ``pending``: rule id -> (note, passed) for rules not evaluated. ``engine`` is recorded in the
-    report's metadata (``engine``).
+    report's metadata (``engine``). ``measured``: rule id -> the value a ``sql`` quality rule's
+    query gave. A rule with a threshold passes when its measured value (its failing rows, in rows
+    or percent of all rows; the row count; the SQL value) meets the threshold.
     """
     present = set(columns)
     row_count = int(row["__rows"])
@@ -170,10 +232,27 @@ def assemble_report(
             note, passed = pending[spec.rule_id]
             results.append(_result(spec, 0, 0, passed=passed, note=note))
             continue
+        if spec.kind == "sql":
+            sql_value = (measured or {}).get(spec.rule_id)
+            ok = spec.threshold.holds(sql_value) if spec.threshold is not None else False
+            results.append(_result(spec, row_count, 0, passed=ok, measured=sql_value))
+            continue
         k = keys[spec.rule_id]
         failed = int(row.get(f"f{k}") or 0)
         sample = _sample_values(row.get(f"s{k}"), spec.pii) if failed else []
-        results.append(_result(spec, int(row[f"c{k}"]), failed, sample=sample))
+        checked = int(row[f"c{k}"])
+        if spec.threshold is None:
+            results.append(_result(spec, checked, failed, sample=sample))
+            continue
+        value: int | float
+        if spec.kind == "row_count":
+            value = row_count
+        elif spec.threshold.unit == "percent":
+            value = 100.0 * failed / row_count if row_count else 0.0
+        else:
+            value = failed
+        ok = spec.threshold.holds(value)
+        results.append(_result(spec, checked, failed, passed=ok, sample=sample, measured=value))
 
     dataset = plan.dataset
     contract_columns = {c.column_id for c in dataset.columns}
@@ -226,7 +305,9 @@ def _aggregate(
         if ev.exprs.sample is not None:
             sample = ev.exprs.sample.filter(mask).head(_SAMPLE_SCAN).unique(maintain_order=True)
             aggs.append(sample.head(MAX_SAMPLE).implode().alias(f"s{ev.key}"))
-        if ev.spec.severity == Severity.HARD:
+        # A thresholded metric's rows are failing rows only when it tolerates none of them.
+        t = ev.spec.threshold
+        if ev.spec.severity == Severity.HARD and (t is None or t.zero_tolerance):
             hard.add(name)
     if hard:
         aggs.append(pl.any_horizontal([pl.col(h) for h in sorted(hard)]).sum().alias("__rows_failed"))

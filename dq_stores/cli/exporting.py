@@ -33,6 +33,14 @@ from dq_stores.errors import StoreError
     help="A run whose result cannot be read here keeps its result reference only (no payload), with "
     "a warning, instead of failing.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["native", "odcs"]),
+    default="native",
+    show_default=True,
+    help="odcs: only the data contracts, as ODCS v3.1.0 YAML (DIR/TENANT/ENV/contracts/ID/VERSION.odcs.yaml).",
+)
 @pass_settings
 def export(
     settings: Settings,
@@ -43,6 +51,7 @@ def export(
     url: str | None,
     overwrite: bool,
     allow_result_references: bool,
+    fmt: str,
 ) -> None:
     """Export scopes as canonical JSON files: DIR/TENANT/ENV/KIND/ID/VERSION.json and
     DIR/TENANT/ENV/job_runs/JOB_ID.json, each run's result payload beside its record
@@ -62,6 +71,9 @@ def export(
         unexportable_results,
     )
 
+    if fmt == "odcs":
+        _export_odcs(settings, directory, tenants, environments, all_scopes, url, overwrite)
+        return
     with settings.open(settings.config(url), create=False) as stores:
         scopes = _resolve_scopes(stores, tenants, environments, all_scopes)
         check_export_target(directory, scopes, overwrite=overwrite)
@@ -95,3 +107,28 @@ def export(
         where = stores.describe()
     stale = f"; removed {removed} stale file(s)" if removed else ""
     settings.say(f"exported {total} file(s) of {len(scopes)} scope(s) from {where} to {directory}{stale}")
+
+
+def _export_odcs(
+    settings: Settings,
+    directory: Path,
+    tenants: tuple[str, ...],
+    environments: tuple[str, ...],
+    all_scopes: bool,
+    url: str | None,
+    overwrite: bool,
+) -> None:
+    from dq_stores.transfer import check_export_target
+    from dq_stores.transfer.odcs import export_odcs_scope
+
+    with settings.open(settings.config(url), create=False) as stores:
+        scopes = _resolve_scopes(stores, tenants, environments, all_scopes)
+        check_export_target(directory, scopes, overwrite=overwrite)
+        total = 0
+        for scope in scopes:
+            with settings.progress(
+                export_odcs_scope(stores, scope, directory), f"exporting {scope}"
+            ) as files:
+                total += sum(1 for _ in files)
+        where = stores.describe()
+    settings.say(f"exported {total} ODCS contract(s) of {len(scopes)} scope(s) from {where} to {directory}")

@@ -32,8 +32,17 @@ from dq_stores.stores import Stores, open_stores
 @click.option(
     "--dry-run", is_flag=True, help="Check everything and show what would change; write (and create) nothing."
 )
+@click.option("--tenant", "odcs_tenant", metavar="TENANT", help="Tenant of ODCS contracts that state none.")
+@click.option("--env", "odcs_env", metavar="ENV", help="Environment of ODCS contracts (ODCS has none).")
 @pass_settings
-def import_(settings: Settings, paths: tuple[Path, ...], url: str | None, dry_run: bool) -> None:
+def import_(
+    settings: Settings,
+    paths: tuple[Path, ...],
+    url: str | None,
+    dry_run: bool,
+    odcs_tenant: str | None,
+    odcs_env: str | None,
+) -> None:
     """Import artifacts from JSON / YAML files or folders (searched recursively), and the result
     payloads of job runs exported by `dq-stores export`.
 
@@ -44,10 +53,14 @@ def import_(settings: Settings, paths: tuple[Path, ...], url: str | None, dry_ru
     that need one): if anything is wrong, each problem is printed (file and field) and nothing is
     written. A run is written result first, record second. --dry-run runs the same checks and
     reports exactly what the import would do. Importing the same files again writes nothing.
+
+    ODCS v3.0.x / v3.1.0 data contracts (kind: DataContract, apiVersion: v3.*) are imported too,
+    checked against the standard's schema and mapped to native contracts (README "ODCS"); they
+    need --env, and --tenant when they state no tenant.
     """
     from dq_stores.transfer import load_artifacts, plan_import, reference_note
 
-    artifacts, problems = load_artifacts(paths)
+    artifacts, problems = load_artifacts(paths, odcs_tenant=odcs_tenant, odcs_environment=odcs_env)
     if not problems and not artifacts:
         raise CliError("no artifact documents (*.json, *.yaml, *.yml) found")
     if problems:

@@ -54,6 +54,12 @@ from dq_stores.models.contracts import (
     ProfilingExpectation as ProfilingExpectation,
 )
 from dq_stores.models.contracts import (
+    QualityMetric as QualityMetric,
+)
+from dq_stores.models.contracts import (
+    QualityRule as QualityRule,
+)
+from dq_stores.models.contracts import (
     QualitySLO as QualitySLO,
 )
 from dq_stores.models.contracts import (
@@ -64,6 +70,9 @@ from dq_stores.models.contracts import (
 )
 from dq_stores.models.contracts import (
     Severity as Severity,
+)
+from dq_stores.models.contracts import (
+    ThresholdOperator as ThresholdOperator,
 )
 from dq_stores.models.job_definitions import (
     ActionProfileRef as ActionProfileRef,

@@ -23,10 +23,13 @@ __all__ = [
     "Lifecycle",
     "LifecycleStatus",
     "ProfilingExpectation",
+    "QualityMetric",
+    "QualityRule",
     "QualitySLO",
     "RuleBinding",
     "RuleTemplate",
     "Severity",
+    "ThresholdOperator",
 ]
 
 
@@ -208,6 +211,122 @@ class AnomalyDetection(CanonicalModel):
 _ANOMALY_METRICS = frozenset(get_args(AnomalyMetric))
 
 
+class QualityMetric(StrEnum):
+    """What a ``QualityRule`` measures (ODCS v3 ``library`` metrics, ``sql``, ``custom``, ``text``)."""
+
+    NULL_VALUES = "null_values"
+    MISSING_VALUES = "missing_values"
+    INVALID_VALUES = "invalid_values"
+    DUPLICATE_VALUES = "duplicate_values"
+    ROW_COUNT = "row_count"
+    SQL = "sql"
+    CUSTOM = "custom"
+    TEXT = "text"
+
+
+class ThresholdOperator(StrEnum):
+    """How a measured value is compared with a rule's threshold (ODCS ``mustBe...``)."""
+
+    MUST_BE = "must_be"
+    MUST_NOT_BE = "must_not_be"
+    MUST_BE_GREATER_THAN = "must_be_greater_than"
+    MUST_BE_GREATER_OR_EQUAL_TO = "must_be_greater_or_equal_to"
+    MUST_BE_LESS_THAN = "must_be_less_than"
+    MUST_BE_LESS_OR_EQUAL_TO = "must_be_less_or_equal_to"
+    MUST_BE_BETWEEN = "must_be_between"
+    MUST_NOT_BE_BETWEEN = "must_not_be_between"
+
+
+_COLUMN_METRICS = (QualityMetric.NULL_VALUES, QualityMetric.MISSING_VALUES, QualityMetric.INVALID_VALUES)
+_UNJUDGED = (QualityMetric.CUSTOM, QualityMetric.TEXT)
+
+
+class QualityRule(CanonicalModel):
+    """A measured metric judged against a threshold: "fewer than 5 % nulls in email", "between
+    100 and 120 rows", "no duplicate (tenant_id, order_id)". Counts are of rows (``unit`` rows)
+    or of rows in percent of all rows (``unit`` percent). ``custom`` rules are kept for another
+    engine and reported as not evaluated; ``text`` rules are documentation, never checked.
+    """
+
+    rule_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Stable id of the rule (its check); default <column>.<metric> or <metric>.",
+    )
+    metric: QualityMetric
+    columns: list[str] = Field(
+        default_factory=list,
+        description="One column for null/missing/invalid values; one or more for duplicates; "
+        "none for row_count; for sql the column {property} stands for.",
+    )
+    operator: ThresholdOperator | None = Field(
+        default=None, description="Required except for custom and text rules."
+    )
+    threshold: JsonScalar | list[int | float] | None = Field(
+        default=None,
+        description="A number (a value for must_be / must_not_be), or [low, high] for the between operators.",
+    )
+    unit: Literal["rows", "percent"] = "rows"
+    missing_values: list[JsonScalar | None] | None = Field(
+        default=None, description="missing_values: the values counted as missing (null for null)."
+    )
+    valid_values: list[JsonScalar | None] | None = Field(
+        default=None, description="invalid_values: the values that are valid (missing values never count)."
+    )
+    pattern: str | None = Field(
+        default=None,
+        description="invalid_values: a regex a valid value matches (searched; anchor with ^...$), "
+        "Rust regex dialect; one the dialect cannot run is reported as not evaluated.",
+    )
+    query: str | None = Field(
+        default=None,
+        description="sql: a polars SQL query giving one value; {object} is the dataset, {property} the column.",
+    )
+    engine: str | None = Field(default=None, description="custom: the engine that runs it (soda, ...).")
+    implementation: str | JsonMap | None = None
+    severity: Severity = Severity.HARD
+    dimension: str | None = None
+    name: str | None = None
+    description: str | None = None
+    metadata: JsonMap = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QualityRule:
+        m = self.metric
+        if m in _COLUMN_METRICS and len(self.columns) != 1:
+            raise ValueError(f"columns: metric {m.value} takes exactly one column")
+        if m == QualityMetric.DUPLICATE_VALUES and not self.columns:
+            raise ValueError("columns: metric duplicate_values needs at least one column")
+        if m == QualityMetric.ROW_COUNT and self.columns:
+            raise ValueError("columns: metric row_count takes no column")
+        if m == QualityMetric.MISSING_VALUES and not self.missing_values:
+            raise ValueError("missing_values: metric missing_values needs the list of missing values")
+        if m == QualityMetric.INVALID_VALUES and self.valid_values is None and self.pattern is None:
+            raise ValueError("valid_values: metric invalid_values needs valid_values or pattern")
+        if m == QualityMetric.SQL and not self.query:
+            raise ValueError("query: metric sql needs a query")
+        if m == QualityMetric.CUSTOM and not self.engine:
+            raise ValueError("engine: metric custom needs the engine that runs it")
+        if m in _UNJUDGED:
+            return self
+        if self.operator is None:
+            raise ValueError(f"operator: metric {m.value} needs an operator and a threshold")
+        between = self.operator in (ThresholdOperator.MUST_BE_BETWEEN, ThresholdOperator.MUST_NOT_BE_BETWEEN)
+        if between:
+            if not isinstance(self.threshold, list) or len(self.threshold) != 2:
+                raise ValueError(f"threshold: operator {self.operator.value} takes [low, high]")
+            if self.threshold[0] > self.threshold[1]:
+                raise ValueError(f"threshold: low {self.threshold[0]} > high {self.threshold[1]}")
+        elif self.threshold is None or isinstance(self.threshold, list):
+            raise ValueError(f"threshold: operator {self.operator.value} takes one value")
+        elif self.operator not in (ThresholdOperator.MUST_BE, ThresholdOperator.MUST_NOT_BE) and (
+            isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float)
+        ):
+            raise ValueError(f"threshold: operator {self.operator.value} takes a number")
+        return self
+
+
 class DatasetContract(CanonicalModel):
     dataset_contract_id: Id
     dataset_type: str = Field(min_length=1, max_length=128)
@@ -222,6 +341,7 @@ class DatasetContract(CanonicalModel):
     indexes: list[IndexSpec] = Field(default_factory=list)
     columns: list[ColumnContract] = Field(default_factory=list)
     quality_slos: list[QualitySLO] = Field(default_factory=list)
+    quality_rules: list[QualityRule] = Field(default_factory=list)
     metadata: JsonMap = Field(default_factory=dict)
     anomaly_detection: AnomalyDetection | None = None
     """Follow metrics on the stored history and warn when one leaves its band (None: off)."""
@@ -234,6 +354,10 @@ class DatasetContract(CanonicalModel):
         missing = [k for k in self.primary_keys if names and k not in names]
         if missing:
             raise ValueError(f"primary_keys: {missing} are not columns of the dataset")
+        for i, rule in enumerate(self.quality_rules):
+            unknown = [c for c in rule.columns if names and c not in names]
+            if unknown and rule.metric != QualityMetric.SQL:
+                raise ValueError(f"quality_rules.{i}.columns: {unknown} are not columns of the dataset")
         return self
 
     def column(self, column_id: str) -> ColumnContract:

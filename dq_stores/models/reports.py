@@ -67,6 +67,13 @@ class RuleResult(CanonicalModel):
     sample: list[JsonScalar | None] = Field(default_factory=list, max_length=MAX_SAMPLE)
     sample_masked: bool = False
     description: str | None = None
+    evaluated: bool = True
+    """False: the engine could not run the rule (a missing column, a regex or a metric it cannot
+    compute, a custom rule for another engine); such a rule never counts as passed."""
+    measured_value: JsonScalar | None = None
+    """What a thresholded rule measured (a count, a percentage, a row count, a SQL result)."""
+    threshold: str | None = None
+    """The threshold the measured value was judged against, e.g. ``< 5 percent``."""
 
 
 class ValidationReport(_ReportBase):

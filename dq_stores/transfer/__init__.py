@@ -10,7 +10,9 @@ This is the logic behind the ``dq-stores`` command (``dq_stores.cli``) and is us
   payload beside it, so equal stores export byte-identically and an export imports whole;
 * ``copying``: ``copy_scope`` copies every artifact and run (with its result) between any two
   backends, skipping what is already there with the same content, verifying every write;
-* ``retention``: ``purge_runs`` deletes job runs older than a cutoff (record first, then payload).
+* ``retention``: ``purge_runs`` deletes job runs older than a cutoff (record first, then payload);
+* ``odcs``: ODCS v3 documents in (``from_odcs``, also through ``load_artifacts``) and out
+  (``to_odcs``, ``export_odcs_scope``).
 
 Nothing here prints, parses command-line options or knows about click; progress is reported by
 yielding one outcome per item, so a caller can drive a progress bar. Nothing here reaches behind

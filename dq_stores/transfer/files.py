@@ -275,7 +275,20 @@ def detect_kind(document: Any) -> Kind[Any]:
     )
 
 
-def _validate(file: str, where: str, document: Any) -> LoadedArtifact | list[Problem]:
+def _validate(
+    file: str, where: str, document: Any, odcs_scope: tuple[str | None, str | None] = (None, None)
+) -> LoadedArtifact | list[Problem]:
+    from dq_stores.transfer import odcs
+
+    if odcs.is_odcs(document):
+        # An ODCS v3 contract: mapped to the native contract, then checked like one.
+        try:
+            contract = odcs.from_odcs(document, tenant=odcs_scope[0], environment=odcs_scope[1])
+        except odcs.OdcsError as exc:
+            label = f"{where} (ODCS contract {str(document.get('id'))[:60]!r})"
+            message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+            return [Problem(label, message, exc.field, file)]
+        document = contract.model_dump(mode="json", exclude_unset=True)
     try:
         kind = detect_kind(document)
     except InvalidArtifactError as exc:
@@ -335,8 +348,14 @@ def load_artifacts(
     *,
     max_json_bytes: int | None = None,
     max_yaml_bytes: int | None = None,
+    odcs_tenant: str | None = None,
+    odcs_environment: str | None = None,
 ) -> tuple[list[LoadedArtifact], list[Problem]]:
     """Read and validate every document under ``paths``; return the valid ones and every problem.
+
+    ODCS v3 contracts (``kind: DataContract``, ``apiVersion: v3.*``) are read beside native
+    documents (``dq_stores.transfer.odcs``): ``odcs_tenant`` is their tenant when they state
+    none, ``odcs_environment`` their environment (ODCS has none).
 
     The same (kind, scope, id, version) twice with equal content is loaded once; with different
     content it is a problem (importing both would not be idempotent). Files over the size limits
@@ -350,7 +369,7 @@ def load_artifacts(
         )
         problems.extend(parse_problems)
         for where, document in documents:
-            result = _validate(str(path), where, document)
+            result = _validate(str(path), where, document, (odcs_tenant, odcs_environment))
             if isinstance(result, list):
                 problems.extend(result)
                 continue
