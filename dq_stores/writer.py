@@ -13,6 +13,9 @@ hash verification.
 
 This module is plain Python: no Dagster import (the IO manager in ``dq_dagster.io_manager`` is a
 thin layer over it). polars / pandas are imported only when a DataFrame is written or read.
+
+Why one module of ~570 lines: it is one pipeline (report -> job run -> claim-checked result) whose
+steps share the run-building helpers; split, each part would import the others.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ statement, COMMIT as three pipelined messages): ~210 us against ~700 us per get,
 ~195 us, so RLS mode keeps the fast path at nearly its plain cost.
 
 This module knows about connections and statements, not about artifacts.
+
+Why one module of ~630 lines: the fast path, the transaction helpers and the error translation
+share the disconnect and scope handling; the connection sources live apart (``lane``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each test states one rule of ``dq_stores.base.VersionedStore`` / its subclasses 
 kind through the ``versioned`` fixture of ``StoreConformance``. Tests of one kind's own filters
 (dataset types, tags, trigger and action types) are at the end. This module holds tests only; the
 fixtures they use (``stores``, ``tenant``, ``versioned``) are defined by ``StoreConformance``.
+
+Why one module of ~720 lines: one conformance class per artifact family would repeat the
+shared fixtures; the suite is read top to bottom as the behaviour every backend must show.
 """
 
 from __future__ import annotations

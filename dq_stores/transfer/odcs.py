@@ -13,6 +13,9 @@ say (rule templates, indexes, allowed values, ...) travel in a ``customPropertie
 No Dagster here, and no rule evaluation: the engine (``dq_dagster.engine``) compiles what this
 module produces. The ``odcs`` extra (``open-data-contract-standard``, ``jsonschema``) is imported
 lazily, on the first validation.
+
+Why one module of ~960 lines: import and export are the two directions of one mapping table
+(README "ODCS"); kept side by side so a field cannot be mapped one way only.
 """
 
 from __future__ import annotations
