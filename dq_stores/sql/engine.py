@@ -8,9 +8,9 @@ transaction) for multi-statement work; ``SqlEngine.fetch()`` / ``execute()`` run
 autocommit, which is one round trip on Postgres and skips SQLAlchemy's per-call connection,
 transaction and result machinery. A single statement is atomic on its own, so the hot paths (get,
 put of a job run, one page of a listing) lose nothing by it. Where that connection comes from: on
-Postgres the fast lane (``dq_stores.sql.lane``: a few connections kept outside the pool, a pop
-and an append per call instead of a pool checkout, reset and checkin), else the pool; on an
-embedded SQLite file, one connection per thread. Postgres statements are compiled with
+Postgres the fast lane (``dq_stores.sql.lane``: pool connections kept checked out between calls,
+a pop and an append per call instead of a pool checkout, reset and checkin; given back before a
+transaction takes one); on an embedded SQLite file, one connection per thread. Postgres statements are compiled with
 positional ``%s`` parameters (psycopg reorders named ones on every call), and whether a
 statement returns rows is known from the statement, not asked of the cursor.
 
@@ -330,9 +330,12 @@ class ScopeHook(Protocol):
         self, tenant: str, environment: str | None, *, session: bool = False
     ) -> tuple[str, tuple[Any, ...]]:
         """The statement (and its parameters) that sets the scope first in a fast-path transaction
-        (``session=True``: for the rest of the session, on a connection only the fast lane uses).
+        (``session=True``: for the rest of the session, while only the fast lane uses it).
         Refuses a scope the caller may not address, like ``enter``.
         """
+
+    def session_reset(self) -> str:
+        """The statement that clears a session-level scope (before the connection leaves the lane)."""
 
 
 class SqlEngine:
@@ -357,7 +360,10 @@ class SqlEngine:
         self._lane: FastLane | None = None
         if self.fast and self.dialect.name == "postgresql":
             self._lane = FastLane(
-                self._checkout, limit=_lane_limit(engine), idle_ping_seconds=IDLE_PING_SECONDS
+                self._checkout,
+                limit=_lane_limit(engine),
+                idle_ping_seconds=IDLE_PING_SECONDS,
+                on_give_back=self._reset_session_scope,
             )
         self._own_conns: list[Any] = []
         self._own_lock = threading.Lock()
@@ -370,6 +376,8 @@ class SqlEngine:
             if db is not None:
                 db._local = threading.local()
                 db._own_conns = []
+                if db._lane is not None:
+                    db._lane.forget()
                 db.engine.dispose(close=False)
 
         os.register_at_fork(after_in_child=forget_in_child)
@@ -379,15 +387,30 @@ class SqlEngine:
             )
         self.scope_hook = scope_hook
 
+    def _reset_session_scope(self, dbapi_conn: Any) -> None:
+        if self.scope_hook is not None:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(self.scope_hook.session_reset())
+            finally:
+                cursor.close()
+
+    def _connect(self) -> Connection:
+        if self._lane is not None:
+            # The lane's idle connections go back first: a transaction then reuses one of them
+            # instead of opening another (one connection per process working sequentially).
+            self._lane.give_back()
+        return self.engine.connect()
+
     @contextmanager
     def read(self, scope: ScopeKey | None = None) -> Iterator[Connection]:
-        with self._guard(), self._scoped(scope), self._translate(), self.engine.connect() as conn:
+        with self._guard(), self._scoped(scope), self._translate(), self._connect() as conn:
             yield conn
 
     @contextmanager
     def write(self, scope: ScopeKey | None = None) -> Iterator[Connection]:
         """One transaction; committed when the block exits normally, rolled back otherwise."""
-        with self._guard(), self._scoped(scope), self._translate(), self.engine.connect() as conn:
+        with self._guard(), self._scoped(scope), self._translate(), self._connect() as conn:
             conn.execution_options(dq_write=True)
             with conn.begin():
                 yield conn
@@ -471,31 +494,31 @@ class SqlEngine:
             return self._on_thread_connection(compiled, params)
         hook = self.scope_hook
         lane = self._lane
-        conn = lane.acquire() if lane is not None else None
-        if conn is not None:
-            assert lane is not None
+        if lane is not None:
+            fairy = lane.acquire()
             broken = False
             setting = None
-            if hook is not None and scope is not None and lane.scope_of(conn) != scope:
-                # A lane connection keeps its scope as a session setting (nobody else uses it),
-                # set in the same message as the statement when it changes: a call in the same
-                # scope as the connection's last one is then a plain prepared statement.
+            if hook is not None and scope is not None and lane.scope_of(fairy) != scope:
+                # A lane connection keeps its scope as a session setting (reset before it goes
+                # back to the pool), set in the same message as the statement when it changes: a
+                # call in the same scope as the connection's last one is a plain prepared statement.
                 setting = hook.setting(*scope, session=True)
             try:
-                rows = self._statement(conn, compiled, params, setting)
-            except _Disconnected:
+                rows = self._statement(fairy.dbapi_connection, compiled, params, setting)
+            except _Disconnected as lost:
                 broken = True
+                self.engine.pool._invalidate(fairy, lost.error.orig)
                 raise
             except BaseException:
                 # A failed message rolled its setting back with it: the scope is unknown now.
-                lane.set_scope(conn, None)
+                lane.set_scope(fairy, None)
                 raise
             else:
                 if setting is not None:
-                    lane.set_scope(conn, scope)
+                    lane.set_scope(fairy, scope)
                 return rows
             finally:
-                lane.release(conn, broken=broken)
+                lane.release(fairy, broken=broken)
         setting = hook.setting(*scope) if hook is not None and scope is not None else None
         fairy = self._checkout()
         dbapi_conn: Any = fairy.dbapi_connection

@@ -364,6 +364,13 @@ class RowLevelSecurity:
             (TENANT_SETTING, tenant, ENVIRONMENT_SETTING, environment or ALL_ENVIRONMENTS),
         )
 
+    def session_reset(self) -> str:
+        # Empty settings: a connection back in the pool fails closed, as a fresh one does.
+        return (
+            f"SELECT set_config('{TENANT_SETTING}', '', false), "
+            f"set_config('{ENVIRONMENT_SETTING}', '', false)"
+        )
+
 
 @contextmanager
 def _entered(tenant: str, environment: str | None) -> Iterator[None]:
