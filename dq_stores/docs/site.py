@@ -1,0 +1,332 @@
+"""``build_site``: the static data-docs site built from the stores, incrementally.
+
+Layout of ``OUT``::
+
+    index.html                              tenants and environments
+    <tenant>/<env>/index.html               datasets of the scope, newest runs
+    <tenant>/<env>/datasets/<slug>.html     status, trend charts, rule table, runs
+    <tenant>/<env>/runs/<job_id>.html       one run: its whole report, job definition, actions
+    _manifest.json                          what each page was built from (for incremental builds)
+
+Reads stream: runs are listed page by page (``JobRunStore.list``, keyset cursors) and a report
+is read (``iter_run_result``) only when its run page must be (re)written, one at a time. Trend
+charts come from the run records' summaries, so a dataset page never reads the reports of its
+history. Memory is bounded by the runs kept per dataset for its charts (``MAX_HISTORY``).
+
+Incremental: every page has a fingerprint of its inputs in the manifest (a run page: the run
+record's canonical hash; a dataset or scope page: the fingerprints of its runs). A page whose
+fingerprint is unchanged is neither rendered nor written; a re-rendered page is written only if
+its bytes changed. Pages of runs that left a rebuilt scope (deleted, or before ``since``) are
+removed. Building a subset of scopes (``tenant`` / ``environment``) leaves the other scopes'
+pages alone; the index lists every scope built so far that the store still holds.
+
+This module holds no HTML (``render``) and no Dagster import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dq_stores.canonical import canonical_json, format_timestamp
+from dq_stores.docs.render import (
+    DatasetSummary,
+    RunRow,
+    ScopeSummary,
+    dataset_page,
+    dataset_slug,
+    index_page,
+    run_page,
+    scope_page,
+)
+from dq_stores.errors import StoreError
+from dq_stores.models import JobDefinition, JobRun
+from dq_stores.models.reports import REPORT_MODELS, Report, RuleResult, ValidationReport
+from dq_stores.scope import Scope
+from dq_stores.stores import Stores
+
+__all__ = ["MANIFEST", "MAX_HISTORY", "BuildResult", "build_site", "run_page_path"]
+
+MANIFEST = "_manifest.json"
+MAX_HISTORY = 1000
+"""Runs per dataset kept for its charts and run table (the newest); older run pages remain."""
+RECENT_RUNS = 50
+"""Runs listed on a scope page."""
+PAGE_SIZE = 500
+RENDERER = "1"
+"""Bumped when the HTML changes, so the next build rewrites every page once."""
+
+
+def run_page_path(tenant: str, environment: str, job_id: str) -> str:
+    """Path of a run's page relative to the site root (ids are path-safe, see ``scope.py``)."""
+    return f"{tenant}/{environment}/runs/{job_id}.html"
+
+
+@dataclass
+class BuildResult:
+    """What a build did: pages written, unchanged (not rendered or same bytes), removed."""
+
+    out: Path
+    scopes: int = 0
+    runs: int = 0
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    reports_read: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.runs:,} runs in {self.scopes} scope(s): {len(self.written):,} page(s) written, "
+            f"{self.unchanged:,} unchanged, {len(self.removed):,} removed in {self.seconds:.2f} s; "
+            f"open {self.out / 'index.html'}"
+        )
+
+
+def _fingerprint(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+class _Site:
+    """The output folder and its manifest: pages are written atomically and only when changed."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.result = BuildResult(out)
+        data: dict[str, Any] = {}
+        path = out / MANIFEST
+        if path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}  # a damaged manifest only costs a full rebuild
+        if data.get("renderer") != RENDERER:
+            data = {}
+        self.pages: dict[str, dict[str, str]] = data.get("pages", {})
+        self.scopes: dict[str, dict[str, Any]] = data.get("scopes", {})
+        self.seen: set[str] = set()
+
+    def fresh(self, path: str, fingerprint: str) -> bool:
+        """Whether ``path`` was built from ``fingerprint`` and is still on disk (then it is kept)."""
+        self.seen.add(path)
+        entry = self.pages.get(path)
+        if entry is not None and entry.get("fp") == fingerprint and (self.out / path).is_file():
+            self.result.unchanged += 1
+            return True
+        return False
+
+    def write(self, path: str, fingerprint: str, html: str) -> None:
+        self.seen.add(path)
+        body = html.encode("utf-8")
+        sha = hashlib.sha256(body).hexdigest()
+        target = self.out / path
+        entry = self.pages.get(path)
+        if entry is not None and entry.get("sha256") == sha and target.is_file():
+            self.pages[path] = {"fp": fingerprint, "sha256": sha}
+            self.result.unchanged += 1
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(body)
+        os.replace(tmp, target)
+        self.pages[path] = {"fp": fingerprint, "sha256": sha}
+        self.result.written.append(path)
+
+    def remove_unseen(self, prefix: str) -> None:
+        for path in [p for p in self.pages if p.startswith(prefix) and p not in self.seen]:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / path).unlink()
+            del self.pages[path]
+            self.result.removed.append(path)
+
+    def save(self) -> None:
+        data = {"renderer": RENDERER, "pages": self.pages, "scopes": self.scopes}
+        path = self.out / MANIFEST
+        tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """One build at a time per output folder (e.g. several Dagster steps refreshing the site)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _iter_runs(stores: Stores, scope: Scope, since: datetime | None) -> Iterator[JobRun]:
+    cursor: str | None = None
+    while True:
+        page = stores.job_runs.list(scope.tenant, scope.environment, since=since, limit=PAGE_SIZE, cursor=cursor)
+        yield from page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _read_report(stores: Stores, run: JobRun) -> tuple[Report | None, str | None]:
+    """The run's report, or why there is none to show (never raises for a bad payload)."""
+    ref = run.result
+    if ref is None:
+        return None, "no result is stored for this run"
+    model = REPORT_MODELS.get(ref.result_type or "")
+    if model is None or ref.content_type != "application/json":
+        return None, f"the result is {ref.result_type or ref.content_type} ({ref.size_bytes:,} bytes), not a report"
+    try:
+        body = b"".join(stores.job_runs.iter_run_result(run))
+        return model.model_validate_json(body), None
+    except (StoreError, ValueError) as exc:
+        return None, f"the stored report could not be read: {exc}"
+
+
+class _ScopeBuild:
+    def __init__(self, stores: Stores, site: _Site, scope: Scope, since: datetime | None) -> None:
+        self.stores = stores
+        self.site = site
+        self.scope = scope
+        self.since = since
+        self.prefix = f"{scope.tenant}/{scope.environment}/"
+        self.definitions: dict[str, JobDefinition | None] = {}
+        self.datasets: dict[str, DatasetSummary] = {}
+        self.history: dict[str, list[RunRow]] = {}
+        self.fingerprints: dict[str, Any] = {}
+        self.recent: list[RunRow] = []
+        self.runs = 0
+
+    def _definition(self, job_definition_id: str | None) -> JobDefinition | None:
+        if job_definition_id is None:
+            return None
+        if job_definition_id not in self.definitions:
+            try:
+                self.definitions[job_definition_id] = self.stores.job_definitions.get(
+                    self.scope.tenant, self.scope.environment, job_definition_id
+                )
+            except StoreError:
+                self.definitions[job_definition_id] = None
+        return self.definitions[job_definition_id]
+
+    def build(self) -> ScopeSummary:
+        for run in _iter_runs(self.stores, self.scope, self.since):
+            self.runs += 1
+            row = RunRow.of(run)
+            fp = _fingerprint(hashlib.sha256(canonical_json(run)).hexdigest())
+            slug = dataset_slug(row.dataset)
+            path = self.prefix + f"runs/{run.job_id}.html"
+            if not self.site.fresh(path, fp):
+                report, note = _read_report(self.stores, run)
+                self.site.result.reports_read += report is not None
+                html = run_page(run, f"../datasets/{slug}.html", report, note, self._definition(run.job_definition_id))
+                self.site.write(path, fp, html)
+            summary = self.datasets.get(row.dataset)
+            if summary is None:
+                summary = self.datasets[row.dataset] = DatasetSummary(row.dataset, slug)
+                self.history[row.dataset] = []
+                self.fingerprints[row.dataset] = hashlib.sha256()
+            summary.runs += 1
+            summary.latest.setdefault(row.job_type, row)  # runs come newest first
+            history = self.history[row.dataset]
+            if len(history) < MAX_HISTORY:
+                history.append(row)
+                self.fingerprints[row.dataset].update(fp.encode())
+            if len(self.recent) < RECENT_RUNS:
+                self.recent.append(row)
+        failing = 0
+        for name, summary in sorted(self.datasets.items()):
+            history = self.history[name]
+            history.reverse()  # oldest first for the charts
+            fp = _fingerprint(self.fingerprints[name].hexdigest(), str(summary.runs))
+            path = self.prefix + f"datasets/{summary.slug}.html"
+            if any(r.status == "failed" for r in summary.latest.values()):
+                failing += 1
+            if self.site.fresh(path, fp):
+                continue
+            self.site.write(
+                path,
+                fp,
+                dataset_page(
+                    self.scope.tenant,
+                    self.scope.environment,
+                    summary,
+                    history,
+                    self._latest_rules(summary),
+                    summary.runs,
+                ),
+            )
+        newest = self.recent[0].time if self.recent else None
+        scope_summary = ScopeSummary(
+            self.scope.tenant,
+            self.scope.environment,
+            runs=self.runs,
+            datasets=len(self.datasets),
+            failed_latest=failing,
+            latest=format_timestamp(newest) if newest else None,
+        )
+        datasets = [self.datasets[k] for k in sorted(self.datasets)]
+        self.site.write(self.prefix + "index.html", "", scope_page(scope_summary, datasets, self.recent))
+        self.site.remove_unseen(self.prefix)
+        return scope_summary
+
+    def _latest_rules(self, summary: DatasetSummary) -> tuple[RunRow, list[RuleResult]] | None:
+        row = summary.latest.get("validation")
+        if row is None:
+            return None
+        run = self.stores.job_runs.get(self.scope.tenant, self.scope.environment, row.job_id)
+        if run is None:
+            return None
+        report, _ = _read_report(self.stores, run)
+        self.site.result.reports_read += report is not None
+        if not isinstance(report, ValidationReport):
+            return None
+        return row, list(report.rules)
+
+
+def build_site(
+    stores: Stores,
+    out: str | os.PathLike[str],
+    *,
+    tenant: str | None = None,
+    environment: str | None = None,
+    since: datetime | None = None,
+) -> BuildResult:
+    """Build or refresh the data-docs site in ``out`` from ``stores``: every scope the store
+    holds (``Stores.list_scopes``), or those of ``tenant`` / ``environment``; only runs at or
+    after ``since`` when given. Safe to call concurrently for one folder (builds take turns).
+    """
+    started = time.perf_counter()
+    root = Path(out)
+    with _locked(root):
+        site = _Site(root)
+        scopes = stores.list_scopes(tenant, environment)
+        for scope in scopes:
+            summary = _ScopeBuild(stores, site, scope, since).build()
+            site.scopes[f"{scope.tenant}/{scope.environment}"] = summary.to_json()
+            site.result.runs += summary.runs
+        site.result.scopes = len(scopes)
+        # The index lists every scope built so far that the store still holds.
+        held = {f"{s.tenant}/{s.environment}" for s in (scopes if tenant is None and environment is None else stores.list_scopes())}
+        for key in [k for k in site.scopes if k not in held]:
+            del site.scopes[key]
+            site.remove_unseen(key + "/")
+        listed = [ScopeSummary.from_json(site.scopes[k]) for k in sorted(site.scopes)]
+        site.write("index.html", "", index_page(listed))
+        site.save()
+    site.result.seconds = time.perf_counter() - started
+    return site.result
