@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dq_stores.canonical import canonical_json, format_timestamp
+from dq_stores.canonical import format_timestamp
 from dq_stores.docs.render import (
     DatasetSummary,
     RunRow,
@@ -105,6 +105,7 @@ class _Site:
 
     def __init__(self, out: Path) -> None:
         self.out = out
+        self.root = str(out)
         self.result = BuildResult(out)
         data: dict[str, Any] = {}
         path = out / MANIFEST
@@ -123,7 +124,7 @@ class _Site:
         """Whether ``path`` was built from ``fingerprint`` and is still on disk (then it is kept)."""
         self.seen.add(path)
         entry = self.pages.get(path)
-        if entry is not None and entry.get("fp") == fingerprint and (self.out / path).is_file():
+        if entry is not None and entry.get("fp") == fingerprint and os.path.isfile(f"{self.root}/{path}"):
             self.result.unchanged += 1
             return True
         return False
@@ -227,7 +228,9 @@ class _ScopeBuild:
         for run in _iter_runs(self.stores, self.scope, self.since):
             self.runs += 1
             row = RunRow.of(run)
-            fp = _fingerprint(hashlib.sha256(canonical_json(run)).hexdigest())
+            # The record as stored (pydantic's serializer: the run's canonical hash would cost
+            # twice as much and say the same, since a listed run decodes to the same model).
+            fp = hashlib.sha256(run.model_dump_json().encode()).hexdigest()[:32]
             slug = dataset_slug(row.dataset)
             path = self.prefix + f"runs/{run.job_id}.html"
             if not self.site.fresh(path, fp):

@@ -92,9 +92,9 @@ class Page:
             raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> bytes:
-        """A PNG of the whole page (not only the viewport)."""
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    def screenshot(self, path: Path, *, full_page: bool = True) -> bytes:
+        """A PNG of the whole page, or of the viewport only."""
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)["data"]
         png = base64.b64decode(data)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
