@@ -195,10 +195,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _say(out, f"  $ {cli} ls runs --tenant {tenants[0]} --env {ENVIRONMENT}")
         _say(out, f"  $ {cli} ls contracts --tenant {tenants[-1]} --env {ENVIRONMENT}")
 
-    _say(out, f"[5/5] data docs: the static site, refreshed after each DQ output of the runs above")
+    _say(out, "[5/5] data docs: the static site, refreshed after each DQ output of the runs above")
     with backend.open() as stores:
         built = build_site(stores, docs_dir)
-    _say(out, f"      {built.runs} job runs in {built.scopes} scope(s); {len(built.written)} page(s) written now")
+    _say(
+        out,
+        f"      {built.runs} job runs in {built.scopes} scope(s); {len(built.written)} page(s) written now",
+    )
     _say(out, f"      {len(reports)} materializations link their run page as dq/report, e.g.")
     if reports:
         _say(out, f"      {reports[0]}")

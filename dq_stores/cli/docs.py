@@ -42,7 +42,12 @@ def docs_group() -> None:
 @url_option
 @pass_settings
 def build_cmd(
-    settings: Settings, out: str, tenant: str | None, environment: str | None, since: str | None, url: str | None
+    settings: Settings,
+    out: str,
+    tenant: str | None,
+    environment: str | None,
+    since: str | None,
+    url: str | None,
 ) -> None:
     """Build the site in OUT, or refresh it: only pages whose runs changed are rewritten
     (OUT/_manifest.json records what each page was built from).

@@ -90,7 +90,9 @@ def line_chart(
     """
     drawn = [s for s in series if s.points]
     values = [p.value for s in drawn for p in s.points]
-    values += [b for s in drawn for p in s.points if p.band for b in (p.band.low, p.band.high) if b is not None]
+    values += [
+        b for s in drawn for p in s.points if p.band for b in (p.band.low, p.band.high) if b is not None
+    ]
     values = [v for v in values if math.isfinite(v)]
     if values:
         y0, y1 = _nice_range(min(values), max(values))
@@ -120,7 +122,9 @@ def line_chart(
         v = y0 + (y1 - y0) * i / 4
         y = py(v)
         out.append(f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text class="tick" x="{PAD_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{format_number(v)}</text>')
+        out.append(
+            f'<text class="tick" x="{PAD_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{format_number(v)}</text>'
+        )
     out.append(f'<text class="tick" x="{PAD_LEFT}" y="{HEIGHT - 8}">{escape(x_labels[0])}</text>')
     out.append(
         f'<text class="tick" x="{WIDTH - PAD_RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{escape(x_labels[1])}</text>'
@@ -131,18 +135,26 @@ def line_chart(
             f'<line class="version-change" data-version="{escape(mark.version)}" x1="{x:.1f}" x2="{x:.1f}" '
             f'y1="{PAD_TOP}" y2="{HEIGHT - PAD_BOTTOM}"><title>contract version {escape(mark.version)}</title></line>'
         )
-        out.append(f'<text class="version-label" x="{x + 3:.1f}" y="{PAD_TOP + 9}">v{escape(mark.version)}</text>')
+        out.append(
+            f'<text class="version-label" x="{x + 3:.1f}" y="{PAD_TOP + 9}">v{escape(mark.version)}</text>'
+        )
     for index, s in enumerate(drawn):
         colour = PALETTE[index % len(PALETTE)]
         banded = [p for p in s.points if p.band and p.band.low is not None and p.band.high is not None]
         if banded:
-            upper = " ".join(f"{px(p.x):.1f},{py(p.band.high):.1f}" for p in banded if p.band and p.band.high is not None)
+            upper = " ".join(
+                f"{px(p.x):.1f},{py(p.band.high):.1f}" for p in banded if p.band and p.band.high is not None
+            )
             lower = " ".join(
-                f"{px(p.x):.1f},{py(p.band.low):.1f}" for p in reversed(banded) if p.band and p.band.low is not None
+                f"{px(p.x):.1f},{py(p.band.low):.1f}"
+                for p in reversed(banded)
+                if p.band and p.band.low is not None
             )
             if len(banded) == 1:  # one checked run: a short vertical bar shows its band
                 p = banded[0]
-                assert p.band is not None and p.band.low is not None and p.band.high is not None
+                assert p.band is not None
+                assert p.band.low is not None
+                assert p.band.high is not None
                 x = px(p.x)
                 upper = f"{x - 4:.1f},{py(p.band.high):.1f} {x + 4:.1f},{py(p.band.high):.1f}"
                 lower = f"{x + 4:.1f},{py(p.band.low):.1f} {x - 4:.1f},{py(p.band.low):.1f}"

@@ -31,6 +31,7 @@ from dq_stores.models.reports import Report, RuleResult
 
 __all__ = [
     "DatasetSummary",
+    "LatestRun",
     "RunRow",
     "ScopeSummary",
     "dataset_page",
@@ -115,6 +116,15 @@ class RunRow:
         )
 
 
+@dataclass(frozen=True)
+class LatestRun:
+    """The newest run of a dataset for one job type, as the scope and dataset pages show it."""
+
+    job_id: str
+    status: str
+    time: datetime | None
+
+
 @dataclass
 class DatasetSummary:
     """One dataset of a scope, for the scope page and the index."""
@@ -122,7 +132,7 @@ class DatasetSummary:
     name: str
     slug: str
     runs: int = 0
-    latest: dict[str, RunRow] = field(default_factory=dict)
+    latest: dict[str, LatestRun] = field(default_factory=dict)
     """Newest run per job type."""
 
 
@@ -189,7 +199,9 @@ def _cell(value: Any) -> str:
     return f"<td>{value}</td>"  # already HTML (callers escape text)
 
 
-def _table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], row_class: Sequence[str] = ()) -> str:
+def _table(
+    table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], row_class: Sequence[str] = ()
+) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
@@ -197,7 +209,9 @@ def _table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Any]],
         body.append(f"<tr{cls}>{''.join(_cell(v) for v in row)}</tr>")
     if not body:
         return f'<p class="muted" id="{escape(table_id)}">none</p>'
-    return f'<table id="{escape(table_id)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (
+        f'<table id="{escape(table_id)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
 
 
 def _facts(items: Iterable[tuple[str, str]]) -> str:
@@ -228,7 +242,17 @@ def _sample(rule: RuleResult) -> str:
 def _rules_table(table_id: str, rules: Sequence[RuleResult]) -> str:
     return _table(
         table_id,
-        ["rule", "type", "column", "severity", "checked", "failed", "failure rate", "passed", "sample of failing values"],
+        [
+            "rule",
+            "type",
+            "column",
+            "severity",
+            "checked",
+            "failed",
+            "failure rate",
+            "passed",
+            "sample of failing values",
+        ],
         (
             [
                 escape(r.rule_id),
@@ -262,7 +286,9 @@ def index_page(scopes: Sequence[ScopeSummary]) -> str:
         ]
         for s in scopes
     ]
-    body = _table("scopes", ["tenant", "environment", "datasets", "runs", "datasets failing now", "newest run"], rows)
+    body = _table(
+        "scopes", ["tenant", "environment", "datasets", "runs", "datasets failing now", "newest run"], rows
+    )
     return _page("Tenants and environments", [("index", None)], body)
 
 
@@ -327,7 +353,7 @@ def dataset_page(
     environment: str,
     summary: DatasetSummary,
     history: Sequence[RunRow],
-    latest_rules: tuple[RunRow, Sequence[RuleResult]] | None,
+    latest_rules: tuple[LatestRun, Sequence[RuleResult]] | None,
     total_runs: int,
 ) -> str:
     """``history`` is oldest first (at most the newest ``MAX_HISTORY`` runs)."""
@@ -343,7 +369,11 @@ def dataset_page(
 
     def point(x: int, r: RunRow, value: float, key: str | None = None) -> Point:
         return Point(
-            x, value, f"{r.job_id}, {_t(r.time)}", f"../runs/{r.job_id}.html", _band(r.metrics, key) if key else None
+            x,
+            value,
+            f"{r.job_id}, {_t(r.time)}",
+            f"../runs/{r.job_id}.html",
+            _band(r.metrics, key) if key else None,
         )
 
     by_type: dict[str, Series] = {}
@@ -357,7 +387,9 @@ def dataset_page(
         if r.pass_rate is not None:
             by_type.setdefault(r.job_type, Series(r.job_type)).points.append(point(x, r, r.pass_rate))
         if r.row_count is not None:
-            rows.setdefault(r.job_type, Series(r.job_type)).points.append(point(x, r, r.row_count, "row_count"))
+            rows.setdefault(r.job_type, Series(r.job_type)).points.append(
+                point(x, r, r.row_count, "row_count")
+            )
             drawn_keys.add("row_count")
         if r.rows_rejected is not None:
             rejected.points.append(point(x, r, r.rows_rejected))
@@ -403,7 +435,10 @@ def dataset_page(
         ),
     ]
     status = _facts(
-        (f"latest {k}", f"{_status(r.status)} {_link(f'../runs/{r.job_id}.html', r.job_id)} {escape(_t(r.time))}")
+        (
+            f"latest {k}",
+            f"{_status(r.status)} {_link(f'../runs/{r.job_id}.html', r.job_id)} {escape(_t(r.time))}",
+        )
         for k, r in sorted(summary.latest.items())
     )
     body = f'<h2>Latest status</h2><div id="latest-status">{status}</div>'
@@ -446,16 +481,26 @@ def _cleansing(report: CleansingReport) -> str:
             ("rows rejected", format_number(report.rows_rejected)),
         ]
     )
-    reasons = _table("rejection-reasons", ["reason", "rows"], ([escape(k), v] for k, v in sorted(report.rejection_reasons.items())))
+    reasons = _table(
+        "rejection-reasons",
+        ["reason", "rows"],
+        ([escape(k), v] for k, v in sorted(report.rejection_reasons.items())),
+    )
     transformations = _table(
         "transformations",
         ["transformation", "column", "rows affected", "description"],
-        ([escape(t.name), escape(t.column or "-"), t.rows_affected, escape(t.description or "")] for t in report.transformations),
+        (
+            [escape(t.name), escape(t.column or "-"), t.rows_affected, escape(t.description or "")]
+            for t in report.transformations
+        ),
     )
     changes = _table(
         "column-changes",
         ["column", "values changed", "nulls filled", "values nulled"],
-        ([escape(c.column), c.values_changed, c.nulls_filled, c.values_nulled] for c in report.column_changes),
+        (
+            [escape(c.column), c.values_changed, c.nulls_filled, c.values_nulled]
+            for c in report.column_changes
+        ),
     )
     return (
         f"<h2>Cleansing</h2>{facts}<h3>Rejection reasons</h3>{reasons}"
@@ -483,11 +528,15 @@ def _profiling(report: ProfilingSnapshot) -> str:
             for c in report.columns
         ),
     )
-    parts = [f"<h2>Profiling</h2>{_facts([('rows', format_number(report.row_count))])}<h3>Columns</h3>{columns}"]
+    parts = [
+        f"<h2>Profiling</h2>{_facts([('rows', format_number(report.row_count))])}<h3>Columns</h3>{columns}"
+    ]
     for i, c in enumerate(report.columns):
         pieces = []
         if c.histogram is not None:
-            pieces.append(bar_chart(f"histogram-{i}", f"{c.column}: histogram", c.histogram.edges, c.histogram.counts))
+            pieces.append(
+                bar_chart(f"histogram-{i}", f"{c.column}: histogram", c.histogram.edges, c.histogram.counts)
+            )
         if c.top_values:
             note = ' <span class="masked">(masked)</span>' if c.top_values_masked else ""
             table = _table(
@@ -495,7 +544,7 @@ def _profiling(report: ProfilingSnapshot) -> str:
                 ["value", "count"],
                 ([escape(json.dumps(v.value, ensure_ascii=False)), v.count] for v in c.top_values),
             )
-            pieces.append(f'<div><figcaption>{escape(c.column)}: top values{note}</figcaption>{table}</div>')
+            pieces.append(f"<div><figcaption>{escape(c.column)}: top values{note}</figcaption>{table}</div>")
         if pieces:
             parts.append(f'<h3>{escape(c.column)}</h3><div class="charts">{"".join(pieces)}</div>')
     if report.expectations:
@@ -505,7 +554,15 @@ def _profiling(report: ProfilingSnapshot) -> str:
                 "expectations",
                 ["column", "metric", "observed", "min", "max", "severity", "passed"],
                 (
-                    [escape(e.column), escape(e.metric), e.observed, e.min_threshold, e.max_threshold, escape(str(e.severity)), e.passed]
+                    [
+                        escape(e.column),
+                        escape(e.metric),
+                        e.observed,
+                        e.min_threshold,
+                        e.max_threshold,
+                        escape(str(e.severity)),
+                        e.passed,
+                    ]
                     for e in report.expectations
                 ),
                 ["" if e.passed else "anomalous" for e in report.expectations],
@@ -516,7 +573,16 @@ def _profiling(report: ProfilingSnapshot) -> str:
             "<h3>Anomaly checks</h3>"
             + _table(
                 "anomaly-checks",
-                ["metric", "observed", "expected low", "expected high", "history", "direction", "method", "anomalous"],
+                [
+                    "metric",
+                    "observed",
+                    "expected low",
+                    "expected high",
+                    "history",
+                    "direction",
+                    "method",
+                    "anomalous",
+                ],
                 (
                     [
                         escape(a.key),
@@ -525,7 +591,11 @@ def _profiling(report: ProfilingSnapshot) -> str:
                         a.expected_high,
                         a.history_size,
                         escape(str(a.direction)),
-                        escape(a.method + (" (seasonal)" if a.seasonal else "") + ("" if a.evaluated else ", too little history")),
+                        escape(
+                            a.method
+                            + (" (seasonal)" if a.seasonal else "")
+                            + ("" if a.evaluated else ", too little history")
+                        ),
                         _status("failed" if a.anomalous else "passed"),
                     ]
                     for a in report.anomaly_checks
@@ -548,8 +618,18 @@ def run_page(
         ("job run", escape(run.job_id)),
         ("type", escape(str(run.job_type))),
         ("status", _status(str(run.status))),
-        ("dataset", _link(dataset_href, run.dataset_type or NO_DATASET) if dataset_href else escape(run.dataset_type or "-")),
-        ("contract", escape(f"{run.contract.contract_id} version {run.contract.version or '-'}") if run.contract else "-"),
+        (
+            "dataset",
+            _link(dataset_href, run.dataset_type or NO_DATASET)
+            if dataset_href
+            else escape(run.dataset_type or "-"),
+        ),
+        (
+            "contract",
+            escape(f"{run.contract.contract_id} version {run.contract.version or '-'}")
+            if run.contract
+            else "-",
+        ),
         ("job definition", escape(run.job_definition_id or "-")),
         ("submitted", escape(_t(run.submitted_at))),
         ("started", escape(_t(run.started_at))),
@@ -560,13 +640,23 @@ def run_page(
         o = run.orchestrator
         where = ", ".join(
             f"{k} {v}"
-            for k, v in (("run", o.run_id), ("asset", o.asset_key), ("partition", o.partition_key), ("step", o.step_key))
+            for k, v in (
+                ("run", o.run_id),
+                ("asset", o.asset_key),
+                ("partition", o.partition_key),
+                ("step", o.step_key),
+            )
             if v
         )
         facts.append(("orchestrator", escape(f"{o.system}: {where}" if where else o.system)))
     if run.result is not None:
         facts.append(
-            ("result", escape(f"{run.result.location}, {run.result.size_bytes:,} bytes, sha256 {run.result.sha256[:12]}"))
+            (
+                "result",
+                escape(
+                    f"{run.result.location}, {run.result.size_bytes:,} bytes, sha256 {run.result.sha256[:12]}"
+                ),
+            )
         )
     if run.tags:
         facts.append(("tags", escape(", ".join(f"{k}={v}" for k, v in sorted(run.tags.items())))))
@@ -575,13 +665,30 @@ def run_page(
         body += "<h2>Summary</h2>" + _table(
             "summary",
             ["rows", "rows in", "rows out", "rows rejected", "rules", "rules failed", "pass rate"],
-            [[summary.row_count, summary.rows_in, summary.rows_out, summary.rows_rejected, summary.rules_total, summary.rules_failed, summary.pass_rate]],
+            [
+                [
+                    summary.row_count,
+                    summary.rows_in,
+                    summary.rows_out,
+                    summary.rows_rejected,
+                    summary.rules_total,
+                    summary.rules_failed,
+                    summary.pass_rate,
+                ]
+            ],
         )
     body += "<h2>Action outcomes</h2>" + _table(
         "actions",
         ["action", "profile", "status", "attempts", "error", "completed"],
         (
-            [escape(a.action_type), escape(a.action_profile_id or "-"), _status(str(a.status)), a.attempts, escape(a.error or ""), escape(_t(a.completed_at))]
+            [
+                escape(a.action_type),
+                escape(a.action_profile_id or "-"),
+                _status(str(a.status)),
+                a.attempts,
+                escape(a.error or ""),
+                escape(_t(a.completed_at)),
+            ]
             for a in run.actions
         ),
     )

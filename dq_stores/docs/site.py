@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -39,7 +40,9 @@ from typing import Any
 
 from dq_stores.canonical import format_timestamp
 from dq_stores.docs.render import (
+    NO_DATASET,
     DatasetSummary,
+    LatestRun,
     RunRow,
     ScopeSummary,
     dataset_page,
@@ -62,7 +65,7 @@ MAX_HISTORY = 1000
 RECENT_RUNS = 50
 """Runs listed on a scope page."""
 PAGE_SIZE = 500
-RENDERER = "1"
+RENDERER = "2"
 """Bumped when the HTML changes, so the next build rewrites every page once."""
 
 
@@ -173,11 +176,36 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _iter_runs(stores: Stores, scope: Scope, since: datetime | None) -> Iterator[JobRun]:
+def _iter_documents(stores: Stores, scope: Scope, since: datetime | None) -> Iterator[bytes | str]:
+    """The scope's run records as stored, newest first, page by page."""
     cursor: str | None = None
     while True:
-        page = stores.job_runs.list(scope.tenant, scope.environment, since=since, limit=PAGE_SIZE, cursor=cursor)
-        yield from page.items
+        documents, cursor = stores.job_runs.list_documents(
+            scope.tenant, scope.environment, since=since, limit=PAGE_SIZE, cursor=cursor
+        )
+        yield from documents
+        if cursor is None:
+            return
+
+
+def _iter_dataset_runs(
+    stores: Stores, scope: Scope, dataset: str, since: datetime | None
+) -> Iterator[JobRun]:
+    """The dataset's runs, newest first (the store's dataset filter is case-insensitive, hence
+    the exact comparison).
+    """
+    wanted = None if dataset == NO_DATASET else dataset
+    cursor: str | None = None
+    while True:
+        page = stores.job_runs.list(
+            scope.tenant,
+            scope.environment,
+            dataset_type=wanted,
+            since=since,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+        )
+        yield from (r for r in page.items if r.dataset_type == wanted)
         cursor = page.next_cursor
         if cursor is None:
             return
@@ -190,7 +218,10 @@ def _read_report(stores: Stores, run: JobRun) -> tuple[Report | None, str | None
         return None, "no result is stored for this run"
     model = REPORT_MODELS.get(ref.result_type or "")
     if model is None or ref.content_type != "application/json":
-        return None, f"the result is {ref.result_type or ref.content_type} ({ref.size_bytes:,} bytes), not a report"
+        return (
+            None,
+            f"the result is {ref.result_type or ref.content_type} ({ref.size_bytes:,} bytes), not a report",
+        )
     try:
         body = b"".join(stores.job_runs.iter_run_result(run))
         return model.model_validate_json(body), None
@@ -199,6 +230,11 @@ def _read_report(stores: Stores, run: JobRun) -> tuple[Report | None, str | None
 
 
 class _ScopeBuild:
+    """One scope: pass 1 lists the run records as stored and hashes them, decoding and rendering
+    only runs not in the manifest (new or changed); pass 2 re-renders the dataset pages whose runs
+    changed, reading only those datasets' runs (decoded, newest ``MAX_HISTORY``).
+    """
+
     def __init__(self, stores: Stores, site: _Site, scope: Scope, since: datetime | None) -> None:
         self.stores = stores
         self.site = site
@@ -207,10 +243,16 @@ class _ScopeBuild:
         self.prefix = f"{scope.tenant}/{scope.environment}/"
         self.definitions: dict[str, JobDefinition | None] = {}
         self.datasets: dict[str, DatasetSummary] = {}
-        self.history: dict[str, list[RunRow]] = {}
         self.fingerprints: dict[str, Any] = {}
         self.recent: list[RunRow] = []
         self.runs = 0
+        known = site.scopes.get(self.key, {}).get("runs", {})
+        self.known: dict[str, list[Any]] = known if isinstance(known, dict) else {}
+        self.seen_runs: dict[str, list[Any]] = {}
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope.tenant}/{self.scope.environment}"
 
     def _definition(self, job_definition_id: str | None) -> JobDefinition | None:
         if job_definition_id is None:
@@ -224,55 +266,83 @@ class _ScopeBuild:
                 self.definitions[job_definition_id] = None
         return self.definitions[job_definition_id]
 
-    def build(self) -> ScopeSummary:
-        for run in _iter_runs(self.stores, self.scope, self.since):
-            self.runs += 1
-            row = RunRow.of(run)
-            # The record as stored (pydantic's serializer: the run's canonical hash would cost
-            # twice as much and say the same, since a listed run decodes to the same model).
-            fp = hashlib.sha256(run.model_dump_json().encode()).hexdigest()[:32]
-            slug = dataset_slug(row.dataset)
-            path = self.prefix + f"runs/{run.job_id}.html"
-            if not self.site.fresh(path, fp):
-                report, note = _read_report(self.stores, run)
-                self.site.result.reports_read += report is not None
-                html = run_page(run, f"../datasets/{slug}.html", report, note, self._definition(run.job_definition_id))
-                self.site.write(path, fp, html)
-            summary = self.datasets.get(row.dataset)
-            if summary is None:
-                summary = self.datasets[row.dataset] = DatasetSummary(row.dataset, slug)
-                self.history[row.dataset] = []
-                self.fingerprints[row.dataset] = hashlib.sha256()
-            summary.runs += 1
-            summary.latest.setdefault(row.job_type, row)  # runs come newest first
-            history = self.history[row.dataset]
-            if len(history) < MAX_HISTORY:
-                history.append(row)
-                self.fingerprints[row.dataset].update(fp.encode())
+    def _decode(self, document: bytes | str) -> JobRun:
+        return self.stores.job_runs.decode_in_scope(self.scope.tenant, self.scope.environment, document)
+
+    def _run(self, document: bytes | str) -> list[Any]:
+        """Pass 1 for one record: (re)write its page if it is new or changed; return what the
+        manifest keeps of it: [job_id, dataset, job type, status, run time].
+        """
+        raw = document.encode() if isinstance(document, str) else document
+        fp = hashlib.sha256(raw).hexdigest()[:32]
+        entry = self.known.get(fp)
+        if entry is not None and self.site.fresh(self.prefix + f"runs/{entry[0]}.html", fp):
+            self.seen_runs[fp] = entry
             if len(self.recent) < RECENT_RUNS:
-                self.recent.append(row)
+                self.recent.append(RunRow.of(self._decode(document)))
+            return entry
+        run = self._decode(document)
+        row = RunRow.of(run)
+        path = self.prefix + f"runs/{run.job_id}.html"
+        if not self.site.fresh(path, fp):
+            report, note = _read_report(self.stores, run)
+            self.site.result.reports_read += report is not None
+            slug = dataset_slug(row.dataset)
+            html = run_page(
+                run, f"../datasets/{slug}.html", report, note, self._definition(run.job_definition_id)
+            )
+            self.site.write(path, fp, html)
+        entry = [
+            run.job_id,
+            row.dataset,
+            row.job_type,
+            row.status,
+            format_timestamp(row.time) if row.time else None,
+        ]
+        self.seen_runs[fp] = entry
+        if len(self.recent) < RECENT_RUNS:
+            self.recent.append(row)
+        return entry
+
+    def build(self) -> ScopeSummary:
+        history_fps: dict[str, list[str]] = {}
+        for document in _iter_documents(self.stores, self.scope, self.since):
+            self.runs += 1
+            job_id, dataset, job_type, status, when = self._run(document)
+            summary = self.datasets.get(dataset)
+            if summary is None:
+                summary = self.datasets[dataset] = DatasetSummary(dataset, dataset_slug(dataset))
+                history_fps[dataset] = []
+            summary.runs += 1
+            if job_type not in summary.latest:  # records come newest first
+                time_ = datetime.fromisoformat(when) if when else None
+                summary.latest[job_type] = LatestRun(job_id, status, time_)
+            if len(history_fps[dataset]) < MAX_HISTORY:
+                history_fps[dataset].append(job_id + status + (when or ""))
         failing = 0
         for name, summary in sorted(self.datasets.items()):
-            history = self.history[name]
-            history.reverse()  # oldest first for the charts
-            fp = _fingerprint(self.fingerprints[name].hexdigest(), str(summary.runs))
-            path = self.prefix + f"datasets/{summary.slug}.html"
             if any(r.status == "failed" for r in summary.latest.values()):
                 failing += 1
+            fp = _fingerprint(*history_fps[name], str(summary.runs))
+            path = self.prefix + f"datasets/{summary.slug}.html"
             if self.site.fresh(path, fp):
                 continue
-            self.site.write(
-                path,
-                fp,
-                dataset_page(
-                    self.scope.tenant,
-                    self.scope.environment,
-                    summary,
-                    history,
-                    self._latest_rules(summary),
-                    summary.runs,
-                ),
+            history = [
+                RunRow.of(r)
+                for r in itertools.islice(
+                    _iter_dataset_runs(self.stores, self.scope, name, self.since), MAX_HISTORY
+                )
+            ]
+            history.reverse()  # oldest first for the charts
+            html = dataset_page(
+                self.scope.tenant,
+                self.scope.environment,
+                summary,
+                history,
+                self._latest_rules(summary),
+                summary.runs,
             )
+            self.site.write(path, fp, html)
         newest = self.recent[0].time if self.recent else None
         scope_summary = ScopeSummary(
             self.scope.tenant,
@@ -287,18 +357,18 @@ class _ScopeBuild:
         self.site.remove_unseen(self.prefix)
         return scope_summary
 
-    def _latest_rules(self, summary: DatasetSummary) -> tuple[RunRow, list[RuleResult]] | None:
-        row = summary.latest.get("validation")
-        if row is None:
+    def _latest_rules(self, summary: DatasetSummary) -> tuple[LatestRun, list[RuleResult]] | None:
+        latest = summary.latest.get("validation")
+        if latest is None:
             return None
-        run = self.stores.job_runs.get(self.scope.tenant, self.scope.environment, row.job_id)
+        run = self.stores.job_runs.get(self.scope.tenant, self.scope.environment, latest.job_id)
         if run is None:
             return None
         report, _ = _read_report(self.stores, run)
         self.site.result.reports_read += report is not None
         if not isinstance(report, ValidationReport):
             return None
-        return row, list(report.rules)
+        return latest, list(report.rules)
 
 
 def build_site(
@@ -319,16 +389,20 @@ def build_site(
         site = _Site(root)
         scopes = stores.list_scopes(tenant, environment)
         for scope in scopes:
-            summary = _ScopeBuild(stores, site, scope, since).build()
-            site.scopes[f"{scope.tenant}/{scope.environment}"] = summary.to_json()
+            build = _ScopeBuild(stores, site, scope, since)
+            summary = build.build()
+            site.scopes[build.key] = {"summary": summary.to_json(), "runs": build.seen_runs}
             site.result.runs += summary.runs
         site.result.scopes = len(scopes)
         # The index lists every scope built so far that the store still holds.
-        held = {f"{s.tenant}/{s.environment}" for s in (scopes if tenant is None and environment is None else stores.list_scopes())}
+        held = {
+            f"{s.tenant}/{s.environment}"
+            for s in (scopes if tenant is None and environment is None else stores.list_scopes())
+        }
         for key in [k for k in site.scopes if k not in held]:
             del site.scopes[key]
             site.remove_unseen(key + "/")
-        listed = [ScopeSummary.from_json(site.scopes[k]) for k in sorted(site.scopes)]
+        listed = [ScopeSummary.from_json(site.scopes[k]["summary"]) for k in sorted(site.scopes)]
         site.write("index.html", "", index_page(listed))
         site.save()
     site.result.seconds = time.perf_counter() - started

@@ -160,7 +160,9 @@ def _report(spec: HistorySpec, i: int) -> Report:
                 max=500.0,
                 mean=120.5,
                 stddev=30.25,
-                histogram=Histogram(edges=[-20.0, 0.0, 100.0, 200.0, 500.0], counts=[3, 400, 500, rows - 903]),
+                histogram=Histogram(
+                    edges=[-20.0, 0.0, 100.0, 200.0, 500.0], counts=[3, 400, 500, rows - 903]
+                ),
             ),
             ColumnProfile(
                 column="country",

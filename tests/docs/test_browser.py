@@ -6,6 +6,7 @@ screenshots the README shows are saved to ``docs/images/``.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def _call(page: Any, function: str, *args: str) -> Any:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("docs-browser")
     with open_stores(f"sqlite:///{root / 'dq.db'}", use_env=False) as stores:
-        stores.job_definitions.put(make_job_definition("acme", "prod", "billing-daily", contract_id="billing-contract"))
+        stores.job_definitions.put(
+            make_job_definition("acme", "prod", "billing-daily", contract_id="billing-contract")
+        )
         write_history(
             stores,
             HistorySpec(
@@ -65,12 +68,14 @@ def test_dataset_page_renders_its_charts_with_the_right_numbers(browser: Browser
     url = (site / f"acme/prod/datasets/{dataset_slug('billing')}.html").as_uri()
     with browser.page() as page:
         page.goto(url, width=1280, height=1060)
-        assert all(name.startswith("file://") for name in page.evaluate(RESOURCES)), "fetched from the network"
+        assert all(name.startswith("file://") for name in page.evaluate(RESOURCES)), (
+            "fetched from the network"
+        )
         points = _call(page, POINTS, "chart-pass-rate", "validation")
         assert [p["value"] for p in points] == [pass_rate(b) for b in range(20)]
         assert all(p["w"] > 0 for p in points), "points are not drawn"
         # Drawn where their values say: a higher pass rate sits higher on the screen.
-        for a, b in zip(points, points[1:], strict=False):
+        for a, b in itertools.pairwise(points):
             if a["value"] != b["value"]:
                 assert (a["y"] < b["y"]) == (a["value"] > b["value"]), (a, b)
         rows = _call(page, POINTS, "chart-row-count", "validation")
@@ -121,9 +126,7 @@ def test_run_page_renders_the_report(browser: Browser, site: Path) -> None:
         assert "billing-contract version 1.1.0" in facts
         definition = page.evaluate("JSON.parse(document.querySelector('#job-definition').innerText)")
         assert definition["job_definition_id"] == "billing-daily"
-        summary = page.evaluate(
-            "[...document.querySelectorAll('#summary tbody td')].map(td => td.innerText)"
-        )
+        summary = page.evaluate("[...document.querySelectorAll('#summary tbody td')].map(td => td.innerText)")
         assert summary[0] == f"{row_count(19):,}" and summary[-1] == str(pass_rate(19))
         page.screenshot(IMAGES / "run-page.png")
 
@@ -138,5 +141,7 @@ def test_index_links_every_scope(browser: Browser, site: Path) -> None:
         href = page.evaluate("document.querySelector('#scopes a').href")
         assert href == (site / "acme/prod/index.html").as_uri()
         page.goto(href)
-        datasets = page.evaluate("[...document.querySelectorAll('#datasets tbody tr')].map(tr => tr.cells[0].innerText)")
+        datasets = page.evaluate(
+            "[...document.querySelectorAll('#datasets tbody tr')].map(tr => tr.cells[0].innerText)"
+        )
         assert datasets == ["billing"]

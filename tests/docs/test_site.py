@@ -83,7 +83,11 @@ def test_incremental_rebuild_rewrites_only_the_pages_new_runs_touch(stores: Stor
     third = build_site(stores, out)
     after = _files(out)
     new_pages = {run_page_path("acme", "prod", w.job_id) for w in new}
-    touched = new_pages | {f"acme/prod/datasets/{dataset_slug('billing')}.html", "acme/prod/index.html", "index.html"}
+    touched = new_pages | {
+        f"acme/prod/datasets/{dataset_slug('billing')}.html",
+        "acme/prod/index.html",
+        "index.html",
+    }
     assert set(third.written) == touched
     for path, (mtime, sha) in after.items():
         if path in touched:
@@ -127,7 +131,9 @@ def test_dataset_page_charts_hold_the_run_history(tmp_path: Path) -> None:
     assert _points(page, "chart-pass-rate", "validation") == [pass_rate(b) for b in batches]
     assert _points(page, "chart-row-count", "validation") == [row_count(b) for b in batches]
     assert _points(page, "chart-rows-rejected", "rows rejected") == [b % 5 for b in batches]
-    assert _points(page, "chart-rule-failure-rate", "amount_positive") == [rule_failure_rate(b) for b in batches]
+    assert _points(page, "chart-rule-failure-rate", "amount_positive") == [
+        rule_failure_rate(b) for b in batches
+    ]
     assert _points(page, "chart-null-ratio", "amount") == [round(0.01 * (b % 4), 4) for b in batches]
     # Contract version changes are marked on every chart, at the first run of version 1.1.0.
     marks = page.by_id("chart-pass-rate").find_all("line", class_="version-change")
@@ -146,12 +152,20 @@ def test_dataset_page_charts_hold_the_run_history(tmp_path: Path) -> None:
 
 def test_run_pages_hold_the_whole_report_job_definition_and_actions(tmp_path: Path) -> None:
     with open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False) as stores:
-        stores.job_definitions.put(make_job_definition("acme", "prod", "billing-daily", contract_id="billing-contract"))
+        stores.job_definitions.put(
+            make_job_definition("acme", "prod", "billing-daily", contract_id="billing-contract")
+        )
         written = write_history(stores, HistorySpec(PROD, runs=6, job_definition_id="billing-daily"))
         validation, _, profiling = written[3:6]
         run = stores.job_runs.get("acme", "prod", validation.job_id)
         assert isinstance(run, JobRun)
-        outcome = ActionOutcome(action_type="webhook", action_profile_id="notify-ops", status="failed", attempts=3, error="HTTP 503")
+        outcome = ActionOutcome(
+            action_type="webhook",
+            action_profile_id="notify-ops",
+            status="failed",
+            attempts=3,
+            error="HTTP 503",
+        )
         stores.job_runs.put(run.model_copy(update={"actions": [outcome]}))
         build_site(stores, tmp_path / "site")
     page = parse(tmp_path / "site" / run_page_path("acme", "prod", validation.job_id))
@@ -203,7 +217,9 @@ def test_cli_builds_the_site(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "6 runs in 1 scope(s): 9 page(s) written" in result.output
     assert (out / "index.html").is_file()
-    again = runner.invoke(cli, ["--url", url, "docs", "build", str(out), "--tenant", "acme", "--since", "2026-01-05T07:00"])
+    again = runner.invoke(
+        cli, ["--url", url, "docs", "build", str(out), "--tenant", "acme", "--since", "2026-01-05T07:00"]
+    )
     assert again.exit_code == 0, again.output
     assert "3 runs in 1 scope(s)" in again.output
     bad = runner.invoke(cli, ["--url", url, "docs", "build", str(out), "--since", "yesterday"])

@@ -77,7 +77,13 @@ class Page:
                 return result
 
     def goto(self, url: str, width: int = 1280, height: int = 900) -> None:
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # navigation done and every resource loaded
@@ -143,7 +149,9 @@ class Browser:
                 yield page
         finally:
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/close/{target['id']}", timeout=10).close()
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/json/close/{target['id']}", timeout=10
+                ).close()
 
     def close(self) -> None:
         if self.process.poll() is None:
