@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from dq_stores.cli import cli
 from dq_stores.docs import MANIFEST, build_site, run_page_path
 from dq_stores.docs.render import dataset_slug
+from dq_stores.errors import ScopeViolationError
 from dq_stores.models import ActionOutcome, JobRun
 from dq_stores.scope import Scope
 from dq_stores.stores import Stores, open_stores
@@ -225,3 +226,35 @@ def test_cli_builds_the_site(tmp_path: Path) -> None:
     bad = runner.invoke(cli, ["--url", url, "docs", "build", str(out), "--since", "yesterday"])
     assert bad.exit_code != 0
     assert "--since 'yesterday' is neither an ISO time nor a duration" in bad.output
+
+
+def test_a_changed_run_record_rewrites_its_page_only(stores: Stores, tmp_path: Path) -> None:
+    written = write_history(stores, HistorySpec(PROD, runs=6))
+    out = tmp_path / "site"
+    build_site(stores, out)
+    run = stores.job_runs.get("acme", "prod", written[0].job_id)
+    assert run is not None
+    outcome = ActionOutcome(action_type="email", status="succeeded", attempts=1)
+    stores.job_runs.put(run.model_copy(update={"actions": [outcome]}))
+    result = build_site(stores, out)
+    # The dataset page shows no action outcomes: only the run page changes.
+    assert result.written == [run_page_path("acme", "prod", run.job_id)]
+    page = parse(out / run_page_path("acme", "prod", run.job_id))
+    assert page.by_id("actions").table_rows()[0][:3] == ["email", "-", "succeeded"]
+
+
+def test_list_documents_pages_the_records_as_stored(stores: Stores) -> None:
+    write_history(stores, HistorySpec(PROD, runs=7))
+    write_history(stores, HistorySpec(DEV, runs=2))
+    decoded: list[str] = []
+    cursor: str | None = None
+    while True:
+        documents, cursor = stores.job_runs.list_documents("acme", "prod", limit=3, cursor=cursor)
+        assert len(documents) <= 3
+        decoded += [stores.job_runs.decode_in_scope("acme", "prod", d).job_id for d in documents]
+        if cursor is None:
+            break
+    assert decoded == [r.job_id for r in stores.job_runs.list("acme", "prod", limit=100).items]
+    documents, _ = stores.job_runs.list_documents("acme", "dev")
+    with pytest.raises(ScopeViolationError):
+        stores.job_runs.decode_in_scope("acme", "prod", documents[0])
