@@ -269,9 +269,10 @@ class _ScopeBuild:
     def _decode(self, document: bytes | str) -> JobRun:
         return self.stores.job_runs.decode_in_scope(self.scope.tenant, self.scope.environment, document)
 
-    def _run(self, document: bytes | str) -> list[Any]:
-        """Pass 1 for one record: (re)write its page if it is new or changed; return what the
-        manifest keeps of it: [job_id, dataset, job type, status, run time].
+    def _run(self, document: bytes | str) -> tuple[str, list[Any], RunRow | None]:
+        """Pass 1 for one record: (re)write its page if it is new or changed; return its hash,
+        what the manifest keeps of it ([job_id, dataset, job type, status, run time]) and its
+        row when it was decoded (new or changed records only).
         """
         raw = document.encode() if isinstance(document, str) else document
         fp = hashlib.sha256(raw).hexdigest()[:32]
@@ -280,7 +281,7 @@ class _ScopeBuild:
             self.seen_runs[fp] = entry
             if len(self.recent) < RECENT_RUNS:
                 self.recent.append(RunRow.of(self._decode(document)))
-            return entry
+            return fp, entry, None
         run = self._decode(document)
         row = RunRow.of(run)
         path = self.prefix + f"runs/{run.job_id}.html"
@@ -302,23 +303,31 @@ class _ScopeBuild:
         self.seen_runs[fp] = entry
         if len(self.recent) < RECENT_RUNS:
             self.recent.append(row)
-        return entry
+        return fp, entry, row
 
     def build(self) -> ScopeSummary:
         history_fps: dict[str, list[str]] = {}
+        # Rows decoded in pass 1 (newest first); a dataset whose newest MAX_HISTORY runs were
+        # all decoded (a first build) needs no second listing.
+        rows: dict[str, list[RunRow]] = {}
+        complete: dict[str, bool] = {}
         for document in _iter_documents(self.stores, self.scope, self.since):
             self.runs += 1
-            job_id, dataset, job_type, status, when = self._run(document)
+            fp, (job_id, dataset, job_type, status, when), row = self._run(document)
             summary = self.datasets.get(dataset)
             if summary is None:
                 summary = self.datasets[dataset] = DatasetSummary(dataset, dataset_slug(dataset))
-                history_fps[dataset] = []
+                history_fps[dataset], rows[dataset], complete[dataset] = [], [], True
             summary.runs += 1
             if job_type not in summary.latest:  # records come newest first
                 time_ = datetime.fromisoformat(when) if when else None
                 summary.latest[job_type] = LatestRun(job_id, status, time_)
             if len(history_fps[dataset]) < MAX_HISTORY:
-                history_fps[dataset].append(job_id + status + (when or ""))
+                history_fps[dataset].append(fp)
+                if row is None:
+                    complete[dataset] = False
+                elif complete[dataset]:
+                    rows[dataset].append(row)
         failing = 0
         for name, summary in sorted(self.datasets.items()):
             if any(r.status == "failed" for r in summary.latest.values()):
@@ -327,12 +336,11 @@ class _ScopeBuild:
             path = self.prefix + f"datasets/{summary.slug}.html"
             if self.site.fresh(path, fp):
                 continue
-            history = [
-                RunRow.of(r)
-                for r in itertools.islice(
-                    _iter_dataset_runs(self.stores, self.scope, name, self.since), MAX_HISTORY
-                )
-            ]
+            if complete[name]:
+                history = rows[name]
+            else:
+                listed = _iter_dataset_runs(self.stores, self.scope, name, self.since)
+                history = [RunRow.of(r) for r in itertools.islice(listed, MAX_HISTORY)]
             history.reverse()  # oldest first for the charts
             html = dataset_page(
                 self.scope.tenant,
