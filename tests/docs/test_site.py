@@ -258,3 +258,21 @@ def test_list_documents_pages_the_records_as_stored(stores: Stores) -> None:
     documents, _ = stores.job_runs.list_documents("acme", "dev")
     with pytest.raises(ScopeViolationError):
         stores.job_runs.decode_in_scope("acme", "prod", documents[0])
+
+
+def test_text_from_the_store_is_escaped(tmp_path: Path) -> None:
+    hostile = '<img src=x onerror="alert(1)">'
+    with open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False) as stores:
+        [written] = write_history(stores, HistorySpec(PROD, dataset=hostile, runs=1))
+        run = stores.job_runs.get("acme", "prod", written.job_id)
+        assert run is not None
+        stores.job_runs.put(run.model_copy(update={"message": "<script>alert(2)</script>"}))
+        build_site(stores, tmp_path / "site")
+    for page in (tmp_path / "site").rglob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text and "<img" not in text, page
+        document = parse(page)
+        assert not document.find_all("script") and not document.find_all("img")
+    run_page = (tmp_path / "site" / run_page_path("acme", "prod", written.job_id)).read_text()
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in run_page
+    assert (tmp_path / "site" / f"acme/prod/datasets/{dataset_slug(hostile)}.html").is_file()
