@@ -596,7 +596,9 @@ def _profiling(report: ProfilingSnapshot) -> str:
                             + (" (seasonal)" if a.seasonal else "")
                             + ("" if a.evaluated else ", too little history")
                         ),
-                        _status("failed" if a.anomalous else "passed"),
+                        '<span class="status s-failed">anomaly</span>'
+                        if a.anomalous
+                        else '<span class="status s-passed">normal</span>',
                     ]
                     for a in report.anomaly_checks
                 ),

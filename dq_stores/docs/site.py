@@ -65,7 +65,7 @@ MAX_HISTORY = 1000
 RECENT_RUNS = 50
 """Runs listed on a scope page."""
 PAGE_SIZE = 500
-RENDERER = "2"
+RENDERER = "3"
 """Bumped when the HTML changes, so the next build rewrites every page once."""
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from dq_stores.docs import build_site, run_page_path
 from dq_stores.docs.render import dataset_slug
+from dq_stores.models import ActionOutcome
 from dq_stores.scope import Scope
 from dq_stores.stores import open_stores
 from dq_stores.testing import make_job_definition
@@ -60,6 +61,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ),
         )
         write_history(stores, HistorySpec(Scope("globex", "prod"), dataset="orders", runs=9))
+        # The newest validation's failure alert went out on the second attempt.
+        newest = stores.job_runs.list("acme", "prod", job_type="validation", limit=1).items[0]
+        outcome = ActionOutcome(
+            action_type="webhook", action_profile_id="billing-alerts", status="succeeded", attempts=2
+        )
+        stores.job_runs.put(newest.model_copy(update={"actions": [outcome]}))
         build_site(stores, root / "site")
     return root / "site"
 
@@ -120,12 +127,15 @@ def test_run_page_renders_the_report(browser: Browser, site: Path) -> None:
             "[...document.querySelectorAll('#anomaly-checks tbody tr')].map(tr => tr.cells[0].innerText + '=' + tr.cells[1].innerText)"
         )
         assert checks == [f"row_count={row_count(19):,}"]
+        page.screenshot(IMAGES / "profiling-run-page.png")
 
         page.goto((site / run_page_path("acme", "prod", validation.job_id)).as_uri(), width=1280, height=900)
         facts = page.evaluate("document.querySelector('#run-facts').innerText")
         assert "billing-contract version 1.1.0" in facts
         definition = page.evaluate("JSON.parse(document.querySelector('#job-definition').innerText)")
         assert definition["job_definition_id"] == "billing-daily"
+        actions = page.evaluate("[...document.querySelectorAll('#actions tbody td')].map(td => td.innerText)")
+        assert actions[:4] == ["webhook", "billing-alerts", "succeeded", "2"]
         summary = page.evaluate("[...document.querySelectorAll('#summary tbody td')].map(td => td.innerText)")
         assert summary[0] == f"{row_count(19):,}" and summary[-1] == str(pass_rate(19))
         page.screenshot(IMAGES / "run-page.png")
