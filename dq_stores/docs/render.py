@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 NO_DATASET = "(no dataset)"
+MAX_SERIES = 10
+"""Lines per chart (per rule, per column): the highest ones."""
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
@@ -53,7 +55,7 @@ text-align:left;vertical-align:top}th{background:#f3f4f6;font-weight:600}td.num{
 .status{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;font-weight:600}
 .s-succeeded,.s-passed,.s-true{background:#d1fae5;color:#065f46}.s-failed,.s-false{background:#fee2e2;color:#991b1b}
 .s-warning{background:#fef3c7;color:#92400e}.s-running,.s-pending,.s-cancelled,.s-skipped{background:#e5e7eb;color:#374151}
-.charts{display:flex;flex-wrap:wrap;gap:12px}figure.chart{background:#fff;border:1px solid #e5e7eb;margin:0;padding:6px}
+.charts{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}figure.chart{background:#fff;border:1px solid #e5e7eb;margin:0;padding:6px}
 figcaption{font-weight:600;font-size:13px;margin-bottom:2px}svg .grid{stroke:#e5e7eb}svg .tick{font-size:10px;fill:#6b7280}
 svg .line{stroke-width:1.6}svg .band{fill:#93c5fd;opacity:.35}svg .anomaly{fill:none;stroke:#dc2626;stroke-width:2.2}
 svg .version-change{stroke:#7c3aed;stroke-dasharray:4 3}svg .version-label{font-size:10px;fill:#7c3aed}
@@ -410,9 +412,16 @@ def dataset_page(
                     monitored.setdefault(metric, Series(metric)).points.append(point(x, r, value, metric))
 
     def chart(chart_id: str, title: str, series: Iterable[Series], ratio: bool = False) -> str:
-        listed = sorted(series, key=lambda s: s.name)
-        if not any(s.points for s in listed):
+        listed = [s for s in series if s.points]
+        if not listed:
             return ""
+        if len(listed) > MAX_SERIES:
+            # A chart of hundreds of lines says nothing (and weighs megabytes): the worst ones
+            # (highest value ever, then anomalies) are drawn; the rule table holds the rest.
+            listed.sort(key=lambda s: (-max(p.value for p in s.points), s.name))
+            title = f"{title} (the {MAX_SERIES} highest of {len(listed)})"
+            listed = listed[:MAX_SERIES]
+        listed.sort(key=lambda s: s.name)
         return line_chart(
             chart_id,
             title,

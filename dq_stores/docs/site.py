@@ -64,7 +64,7 @@ MAX_HISTORY = 1000
 """Runs per dataset kept for its charts and run table (the newest); older run pages remain."""
 RECENT_RUNS = 50
 """Runs listed on a scope page."""
-PAGE_SIZE = 500
+PAGE_SIZE = 200
 RENDERER = "3"
 """Bumped when the HTML changes, so the next build rewrites every page once."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,13 @@ from dq_stores.cli import cli
 from dq_stores.docs import MANIFEST, build_site, run_page_path
 from dq_stores.docs.render import dataset_slug
 from dq_stores.errors import ScopeViolationError
-from dq_stores.models import ActionOutcome, JobRun
+from dq_stores.models import ActionOutcome, JobRun, RuleResult, ValidationReport
 from dq_stores.scope import Scope
+from dq_stores.scoped import ScopedJobRunStore
 from dq_stores.stores import Stores, open_stores
 from dq_stores.testing import make_job_definition
 from dq_stores.testing.history import HistorySpec, pass_rate, row_count, rule_failure_rate, write_history
+from dq_stores.writer import JobRunWriter, OutputOrigin
 from tests.docs.htmlpage import Element, parse
 
 PROD = Scope("acme", "prod")
@@ -276,3 +279,61 @@ def test_text_from_the_store_is_escaped(tmp_path: Path) -> None:
     run_page = (tmp_path / "site" / run_page_path("acme", "prod", written.job_id)).read_text()
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in run_page
     assert (tmp_path / "site" / f"acme/prod/datasets/{dataset_slug(hostile)}.html").is_file()
+
+
+def _write_big_validations(stores: Stores, first: int, count: int) -> None:
+    """Validation runs whose reports are large (~200 KB: 20 rules, each with 20 long sample
+    values) while their records stay small (20 per-rule figures)."""
+    job_runs = ScopedJobRunStore(stores.job_runs, PROD)
+    for i in range(first, first + count):
+        rules = [
+            RuleResult(
+                rule_id=f"rule_{r:03d}",
+                rule_type="regex",
+                column=f"col_{r:03d}",
+                checked_count=1000,
+                failed_count=20,
+                failure_rate=0.02,
+                passed=False,
+                sample=[f"{i}-{r}-{k}-" + "x" * 500 for k in range(20)],
+            )
+            for r in range(20)
+        ]
+        report = ValidationReport(
+            dataset_type="wide", status="failed", row_count=1000, rows_failed=20, pass_rate=0.98, rules=rules
+        )
+        JobRunWriter(job_runs).write(report, OutputOrigin(run_id=f"wide-{i:05d}", step_key="validate"))
+
+
+def test_a_build_holds_one_report_at_a_time(tmp_path: Path) -> None:
+    """Memory grows with the number of run records (small rows), not with their reports."""
+
+    def peak_of_build(out: Path) -> int:
+        with open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False) as stores:
+            tracemalloc.start()
+            try:
+                build_site(stores, out)
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    with open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False) as stores:
+        _write_big_validations(stores, 0, 10)
+    small = peak_of_build(tmp_path / "small")
+    with open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False) as stores:
+        _write_big_validations(stores, 10, 90)
+        one_report = len(
+            b"".join(stores.job_runs.iter_run_result(stores.job_runs.list("acme", "prod", limit=1).items[0]))
+        )
+    large = peak_of_build(tmp_path / "large")
+    # 90 more reports of ~200 KB each: holding them together would add over 18 MB (more as
+    # models); one at a time adds the runs' rows, manifest entries and the longer dataset page
+    # (measured: under 2 MB).
+    assert one_report > 200_000
+    assert large - small < 90 * one_report / 4, (small, large, one_report)
+    # A chart draws the 10 highest of the 20 rules' lines; the rule table lists all 20.
+    page = parse(tmp_path / "large" / f"acme/prod/datasets/{dataset_slug('wide')}.html")
+    chart = page.by_id("chart-rule-failure-rate")
+    assert "(the 10 highest of 20)" in chart.find_all("figcaption")[0].text
+    assert len(chart.find_all("polyline")) == 10
+    assert len(page.by_id("rules").table_rows()) == 20
