@@ -1,4 +1,4 @@
-"""The data-docs site built from real stores (SQLite, filesystem, Postgres): what the pages hold,
+"""The data-docs site built from real stores (SQLite, filesystem, Postgres, Azure Blob on Azurite): what the pages hold,
 the numbers in their tables and charts, incremental rebuilds (proved by mtimes and hashes), removed
 runs, the ``--tenant`` / ``--since`` selections and the ``dq-stores docs build`` command."""
 
@@ -33,12 +33,24 @@ DEV = Scope("acme", "dev")
 OTHER = Scope("globex", "prod")
 
 
-@pytest.fixture(params=["sqlite", "file", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        "file",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("blob", marks=pytest.mark.azurite),
+    ]
+)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     if request.param == "sqlite":
         opened = open_stores(f"sqlite:///{tmp_path / 'dq.db'}", use_env=False)
     elif request.param == "file":
         opened = open_stores((tmp_path / "store").as_uri(), use_env=False)
+    elif request.param == "blob":
+        container = request.getfixturevalue("blob_container")
+        opened = open_stores(
+            container.url("dq"), connection_string=container.connection_string, use_env=False
+        )
     else:
         schema = request.getfixturevalue("pg_schema")
         opened = open_stores(request.getfixturevalue("pg_url"), schema=schema, use_env=False)
