@@ -1,6 +1,8 @@
-"""The data-docs site built from real stores (SQLite, filesystem, Postgres, Azure Blob on Azurite): what the pages hold,
-the numbers in their tables and charts, incremental rebuilds (proved by mtimes and hashes), removed
-runs, the ``--tenant`` / ``--since`` selections and the ``dq-stores docs build`` command."""
+"""The data-docs site built from real stores (SQLite, filesystem, Postgres, Azure Blob on
+Azurite): what the pages hold, the numbers in their tables and charts, incremental rebuilds
+(proved by mtimes and hashes), removed runs, memory, escaping, the ``--tenant`` / ``--since``
+selections and the ``dq-stores docs build`` command.
+"""
 
 from __future__ import annotations
 
