@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from dq_stores.cli.app import CliError, Settings, cli, pass_settings, url_option
+from dq_stores.cli.app import CliError, Settings, _known_tenants, cli, pass_settings, url_option
 from dq_stores.scope import validate_id
 
 
@@ -63,6 +63,12 @@ def build_cmd(
         validate_id(environment, "environment")
     cutoff = parse_since(since) if since is not None else None
     with settings.open(settings.config(url), create=False) as stores:
+        if (tenant or environment) and not stores.list_scopes(tenant, environment):
+            # A typo must not silently build nothing (as for export and copy).
+            wanted = " / ".join(x for x in (tenant, environment) if x)
+            raise CliError(
+                f"{wanted} holds nothing in {stores.describe()}; tenants there: {_known_tenants(stores)}"
+            )
         settings.note(f"building data docs from {stores.describe()} into {out}")
         result = build_site(stores, out, tenant=tenant, environment=environment, since=cutoff)
     settings.say(result.describe())

@@ -240,6 +240,9 @@ def test_cli_builds_the_site(tmp_path: Path) -> None:
     )
     assert again.exit_code == 0, again.output
     assert "3 runs in 1 scope(s)" in again.output
+    unknown = runner.invoke(cli, ["--url", url, "docs", "build", str(out), "--tenant", "acmee"])
+    assert unknown.exit_code != 0
+    assert "acmee holds nothing" in unknown.output and "tenants there: acme" in unknown.output
     bad = runner.invoke(cli, ["--url", url, "docs", "build", str(out), "--since", "yesterday"])
     assert bad.exit_code != 0
     assert "--since 'yesterday' is neither an ISO time nor a duration" in bad.output
