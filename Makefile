@@ -62,7 +62,9 @@ soak: venv
 # The Dagster UI on the demo code location.
 ui: venv
 	mkdir -p $(DAGSTER_HOME_DIR)
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml
+	# Materializations from the UI refresh the data-docs site make demo built (dq/report links).
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) DQ_STORES_DOCS_DIR=$${DQ_STORES_DOCS_DIR:-$(DAGSTER_HOME_DIR)/dq/docs} \
+		$(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .dq

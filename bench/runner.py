@@ -31,6 +31,7 @@ GROUPS: list[tuple[set[str], str, str]] = [
     ({"13"}, "validation pushed down into Postgres (large)", "bench.pushdown"),
     ({"14"}, "streaming validation of a file larger than memory (large)", "bench.streaming"),
     ({"15"}, "DataQualityComponent load", "bench.component_load"),
+    ({"16"}, "data-docs site", "bench.docs_site"),
     ({"17"}, "anomaly detection on synthetic metric histories", "bench.anomaly"),
 ]
 """(table rows, title, module with ``run_all(config, services, only)``); imported when run, so a

@@ -237,6 +237,10 @@ class DataQualityComponent(StateBackedComponent, Resolvable):
                 fields[name] = value
             elif os.environ.get(env):
                 fields[name] = os.environ[env] if resolved else EnvVar(env)
+        for attr in ("docs_dir", "docs_url"):  # unset: the resource reads DQ_STORES_DOCS_* when used
+            value = getattr(self.stores, attr)
+            if value:
+                fields[attr] = value
         return DQStoresResource(**fields)
 
     def _check(self) -> None:

@@ -54,6 +54,17 @@ class StoresAttributes(Resolvable, Model):
     postgres_schema: str | None = Field(
         default=None, description="Postgres schema of the DQ tables. Default: DQ_STORES_SCHEMA when set."
     )
+    docs_dir: str | None = Field(
+        default=None,
+        description=(
+            "Folder of the static data-docs site, refreshed after each DQ output; each materialization "
+            "then links its run page as dq/report. Default: DQ_STORES_DOCS_DIR when set, else no site."
+        ),
+    )
+    docs_url: str | None = Field(
+        default=None,
+        description="Where docs_dir is served (dq/report links under it). Default: DQ_STORES_DOCS_URL, else file://.",
+    )
 
 
 class SourceAttributes(Resolvable, Model):

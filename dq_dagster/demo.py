@@ -6,7 +6,12 @@ under ``$DAGSTER_HOME/dq`` or ``.dq/`` in the current folder); import the bundle
 artifacts (validated first, idempotent: a second run writes nothing); load the demo's ``defs/``
 folder (the ``DataQualityComponent`` reads its tenants from the store just seeded) and run its
 ``billing_dq_pipeline`` job for every tenant partition in this process; read the job runs back
-through ``JobRunStore.list_by_tenant`` and print them as a table; say how to open the UI.
+through ``JobRunStore.list_by_tenant`` and print them as a table; build the static data-docs site
+(``dq_stores.docs``) beside the store and say where it is; say how to open the UI.
+
+While the demo's runs execute, ``DQ_STORES_DOCS_DIR`` (unless already set) names that site's folder,
+so the IO manager refreshes it after each DQ output and every materialization links its run page
+as ``dq/report``: what a deployment gets by setting ``docs_dir`` on the stores resource.
 
 Dagster runs go to the instance under ``$DAGSTER_HOME`` when it is set (so ``dagster dev`` with the
 same ``DAGSTER_HOME`` shows them), else to an ephemeral in-memory instance. Nothing here is
@@ -15,11 +20,12 @@ needed by the code location itself.
 
 # No ``from __future__ import annotations``, like the other Dagster-facing modules of this package.
 
+import contextlib
 import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +34,7 @@ from dagster import DagsterInstance
 from dq_dagster.component import DataQualityComponent, DatasetAttributes, SourceAttributes
 from dq_dagster.definitions import ARTIFACTS_DIR, DATASET_TYPE, ENVIRONMENT, build_definitions
 from dq_dagster.discovery import contracts_by_tenant
+from dq_stores.docs import build_site
 from dq_stores.models import JobRun
 from dq_stores.secrets import redact
 from dq_stores.stores import Stores
@@ -96,6 +103,27 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join("  " + line for line in lines)
 
 
+def _docs_dir(url: str) -> Path:
+    """Beside the demo's SQLite store (``.dq/docs`` or ``$DAGSTER_HOME/dq/docs``), else ``.dq/docs``."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :]).resolve().parent / "docs"
+    return Path(".dq/docs").resolve()
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the block (as before it afterwards: the demo runs in tests too)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the demo; return the exit code (0: every run succeeded)."""
     del argv  # no options: configuration comes from the environment, as for the code location
@@ -106,30 +134,37 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     ).stores_resource(resolved=True)
     home = os.environ.get("DAGSTER_HOME")
 
-    _say(out, "[1/4] opening the DQ stores")
+    _say(out, "[1/5] opening the DQ stores")
     with backend.open() as stores:
         stores_url = stores.url
         _say(out, f"      metadata: {redact(stores.url)}")
         payloads = stores.job_runs.payloads
         _say(out, f"      results:  {redact(repr(payloads)) if payloads is not None else 'inline only'}")
-        _say(out, f"[2/4] importing the example artifacts from {ARTIFACTS_DIR}")
+        _say(out, f"[2/5] importing the example artifacts from {ARTIFACTS_DIR}")
         _seed(stores, out)
         tenants = sorted(contracts_by_tenant(stores, ENVIRONMENT, [DATASET_TYPE])[DATASET_TYPE])
 
     defs = build_definitions()
     job = defs.resolve_job_def(JOB)
     steps = len(job.graph.node_defs)
-    _say(out, f"[3/4] running {JOB} ({steps} steps) for each of {len(tenants)} tenants, read from the store")
+    _say(out, f"[3/5] running {JOB} ({steps} steps) for each of {len(tenants)} tenants, read from the store")
     instance = DagsterInstance.get() if home else DagsterInstance.ephemeral()
     run_ids: dict[str, str] = {}
     failed = 0
-    with instance:
+    docs_dir = Path(os.environ.get("DQ_STORES_DOCS_DIR") or _docs_dir(stores_url))
+    reports: list[str] = []
+    with instance, _env("DQ_STORES_DOCS_DIR", str(docs_dir)):
         for tenant in tenants:
             t0 = time.perf_counter()
             result = job.execute_in_process(
                 partition_key=tenant, instance=instance, run_config=_QUIET, raise_on_error=False
             )
             run_ids[result.run_id] = tenant
+            for event in result.get_asset_materialization_events():
+                materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+                link = materialization.metadata.get("dq/report")
+                if link is not None:
+                    reports.append(str(link.value))
             checks = result.get_asset_check_evaluations()
             failing = sorted(f"{c.check_name} ({c.severity.value})" for c in checks if not c.passed)
             state = "succeeded" if result.success else "FAILED"
@@ -141,7 +176,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 + (f", failing: {', '.join(failing)}" if failing else ""),
             )
 
-    _say(out, "[4/4] job runs of this demo, read back with JobRunStore.list_by_tenant (newest first)")
+    _say(out, "[4/5] job runs of this demo, read back with JobRunStore.list_by_tenant (newest first)")
     rows: list[tuple[str, ...]] = []
     older = 0
     with backend.open() as stores:
@@ -160,6 +195,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _say(out, f"  $ {cli} ls runs --tenant {tenants[0]} --env {ENVIRONMENT}")
         _say(out, f"  $ {cli} ls contracts --tenant {tenants[-1]} --env {ENVIRONMENT}")
 
+    _say(out, "[5/5] data docs: the static site, refreshed after each DQ output of the runs above")
+    with backend.open() as stores:
+        built = build_site(stores, docs_dir)
+    _say(
+        out,
+        f"      {built.runs} job runs in {built.scopes} scope(s); {len(built.written)} page(s) written now",
+    )
+    _say(out, f"      {len(reports)} materializations link their run page as dq/report, e.g.")
+    if reports:
+        _say(out, f"      {reports[0]}")
+    _say(out, f"      open {(docs_dir / 'index.html').as_uri()}")
     _say(out, f"\nDone in {time.perf_counter() - started:.1f} s.")
     _say(out, "Open the Dagster UI on this code location:  make ui   (runs `dagster dev -w workspace.yaml`)")
     _say(

@@ -4,7 +4,8 @@ A thin Dagster layer over ``dq_stores.writer.JobRunWriter`` (which holds the log
 without Dagster): ``handle_output`` turns the output context into an ``OutputOrigin`` and a tenant
 scope (the bound tenant, or the one the partition names), lets the writer record the run and its
 result, and attaches UI metadata (job run id, result location, pass rate, row count, failed-rule
-table, contract id and version); ``load_input`` reads the newest stored result of the upstream
+table, contract id and version; with a data-docs folder configured on the stores resource, the
+refreshed site's run page as ``dq/report``); ``load_input`` reads the newest stored result of the upstream
 asset and partition back, hash-verified. Metadata never holds a secret: URIs are redacted and
 failing-value samples (possible personal data) are left out.
 """
@@ -29,6 +30,8 @@ from dagster import (
 from pydantic import Field
 
 from dq_dagster.resources import DQStoresResource, partition_tenant
+from dq_stores.docs import build_site, run_page_path
+from dq_stores.errors import StoreError
 from dq_stores.scope import Scope
 from dq_stores.scoped import ScopedJobRunStore, TenantPolicy
 from dq_stores.secrets import redact
@@ -213,7 +216,31 @@ class JobRunIOManager(ConfigurableIOManager):
                 f"job run {written.job_id}: a retry ended {written.job_run.status}, replacing the "
                 f"earlier attempt's {written.replaced_status}"
             )
-        context.add_output_metadata(output_metadata(written))
+        meta_out = output_metadata(written)
+        report = self._refresh_docs(context, scope, written)
+        if report is not None:
+            meta_out["dq/report"] = MetadataValue.url(report)
+        context.add_output_metadata(meta_out)
+
+    def _refresh_docs(self, context: OutputContext, scope: Scope, written: WrittenRun) -> str | None:
+        """Refresh the data-docs pages of ``scope`` (incremental: the new run's page, its dataset,
+        the scope and the index) and return the URL of the run's page; None without a site.
+
+        Here rather than in a sensor or an asset: the link is attached to the very materialization
+        whose page it names, and that page exists when the UI shows the link; the refresh costs
+        one listing of the scope's run records (bench row 16b) and needs no daemon. A failure is
+        logged, never fails the DQ output: the site can be rebuilt (``dq-stores docs build``).
+        """
+        location = self.stores.docs_location()
+        if location is None:
+            return None
+        folder, base_url = location
+        try:
+            build_site(self.stores.get_stores(), folder, tenant=scope.tenant, environment=scope.environment)
+        except (StoreError, OSError) as exc:
+            context.log.warning(f"data docs in {folder} not refreshed: {exc}")
+            return None
+        return f"{base_url}/{run_page_path(scope.tenant, scope.environment, written.job_id)}"
 
     # input ------------------------------------------------------------------------------------
     def load_input(self, context: InputContext) -> Any:

@@ -26,8 +26,10 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dagster import (
@@ -217,6 +219,23 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
         ),
     )
 
+    docs_dir: str | None = Field(
+        default=None,
+        description=(
+            "Folder of the static data-docs site (as `dq-stores docs build` writes it). When set, the "
+            "JobRunIOManager refreshes the site's pages of the output's tenant and environment after "
+            "each DQ output and adds dq/report, a link to the run's page. Unset: DQ_STORES_DOCS_DIR, "
+            "else no site."
+        ),
+    )
+    docs_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the site in docs_dir is served (e.g. an Azure Blob static website); dq/report links "
+            "under it. Unset: DQ_STORES_DOCS_URL, else the file:// URL of docs_dir."
+        ),
+    )
+
     _stores: Stores | None = PrivateAttr(default=None)
     _lease: Lease | None = PrivateAttr(default=None)
 
@@ -229,6 +248,15 @@ class DQStoresResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagst
                 yield name, redact(value)
             else:
                 yield name, value
+
+    def docs_location(self) -> tuple[Path, str] | None:
+        """The data-docs folder and the URL it is served at, or None when no site is configured."""
+        folder = self.docs_dir or os.environ.get("DQ_STORES_DOCS_DIR")
+        if not folder:
+            return None
+        path = Path(folder).expanduser().resolve()
+        url = self.docs_url or os.environ.get("DQ_STORES_DOCS_URL") or path.as_uri()
+        return path, url.rstrip("/")
 
     # opening ----------------------------------------------------------------------------------
     @property

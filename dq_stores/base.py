@@ -661,6 +661,33 @@ class JobRunStore(Store[JobRun]):
         )
         return Page([self._decode_in_scope(scope, d) for d in docs], next_cursor)
 
+    def list_documents(
+        self,
+        tenant: str,
+        environment: str,
+        *,
+        since: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[bytes | str], str | None]:
+        """One page of the scope's run records as stored (canonical JSON), newest first, and the
+        cursor of the next page (``None`` on the last), as ``list`` pages: for readers that hash
+        or compare records before deciding which to decode (the data-docs site lists every
+        record on each rebuild and decodes only the changed ones); ``decode_in_scope`` decodes one.
+        """
+        scope = Scope(tenant, environment)
+        filters = RunFilters(since=opt_time(since, "since"))
+        docs, next_cursor = self._list_runs(
+            scope.tenant, scope.environment, check_limit(limit), decode_run_cursor(cursor), filters
+        )
+        return builtins.list(docs), next_cursor
+
+    def decode_in_scope(self, tenant: str, environment: str, document: bytes | str) -> JobRun:
+        """A record from ``list_documents`` as a ``JobRun``; ``ScopeViolationError`` if it
+        belongs to another scope.
+        """
+        return self._decode_in_scope(Scope(tenant, environment), document)
+
     def list_by_tenant(self, tenant: str, environment: str | None = None) -> Iterator[JobRun]:
         """Every run of ``tenant`` (in one environment, or in all when None), newest first."""
         validate_id(tenant, "tenant")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -260,7 +261,11 @@ def _summary(report: Report) -> RunSummary:
             rules_total=len(report.rules),
             rules_failed=len(report.failed_rules),
             pass_rate=report.pass_rate,
-            metrics={"rows_failed": float(report.rows_failed), **report_metrics(report)},
+            metrics={
+                "rows_failed": float(report.rows_failed),
+                **_rule_metrics(report),
+                **report_metrics(report),
+            },
         )
     if isinstance(report, CleansingReport):
         return RunSummary(
@@ -277,8 +282,34 @@ def _summary(report: Report) -> RunSummary:
         rules_total=total,
         rules_failed=failed,
         pass_rate=_ratio(total - failed, total),
-        metrics={"columns": float(len(report.columns)), **report_metrics(report)},
+        metrics={"columns": float(len(report.columns)), **_profile_metrics(report), **report_metrics(report)},
     )
+
+
+# Per-rule and per-column figures ride on the run summary so that trend charts (the docs site) and
+# history readers need the run records only, never every stored report. Keys follow
+# ``AnomalyCheck.key``; ``anomaly:<key>.low|high|anomalous`` carry the band a run was checked against.
+SUMMARY_RULE_METRIC = "rule:{rule_id}.failure_rate"
+SUMMARY_NULL_RATIO = "{column}.null_ratio"
+
+
+def _rule_metrics(report: ValidationReport) -> dict[str, float]:
+    return {SUMMARY_RULE_METRIC.format(rule_id=r.rule_id): float(r.failure_rate) for r in report.rules}
+
+
+def _profile_metrics(report: ProfilingSnapshot) -> dict[str, float]:
+    metrics = {SUMMARY_NULL_RATIO.format(column=c.column): float(c.null_ratio) for c in report.columns}
+    for check in report.anomaly_checks:
+        figures = {
+            "observed": check.observed,
+            "low": check.expected_low,
+            "high": check.expected_high,
+            "anomalous": 1.0 if check.anomalous else 0.0,
+        }
+        for name, value in figures.items():
+            if value is not None and math.isfinite(value):
+                metrics[f"anomaly:{check.key}.{name}"] = float(value)
+    return metrics
 
 
 def _message(report: Report, summary: RunSummary) -> str:

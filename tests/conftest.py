@@ -2,4 +2,4 @@
 its service, isolates by unique names, and under ``CI=true`` fails (never skips) when the service is
 missing."""
 
-pytest_plugins = ["tests.plugins.postgres", "tests.plugins.azurite"]
+pytest_plugins = ["tests.plugins.postgres", "tests.plugins.azurite", "tests.plugins.chromium"]

@@ -11,6 +11,7 @@ module is one command (or group).
 
 from dq_stores.cli import copying as copying
 from dq_stores.cli import db as db
+from dq_stores.cli import docs as docs
 from dq_stores.cli import exporting as exporting
 from dq_stores.cli import importing as importing
 from dq_stores.cli import listing as listing

@@ -41,7 +41,7 @@ def run_demo() -> tuple[int, str, list[tuple[str, ...]]]:
 def test_demo_in_a_fresh_folder_seeds_runs_and_prints_the_runs_table(clean_env: Path) -> None:
     code, text, rows = run_demo()
     assert code == 0, text
-    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in text
     assert "12 created" in text
     assert "metadata: sqlite:///.dq/dq.db" in text
@@ -60,12 +60,21 @@ def test_demo_in_a_fresh_folder_seeds_runs_and_prints_the_runs_table(clean_env: 
         stored = {run.job_id for t in TENANTS for run in stores.job_runs.list_by_tenant(t, ENVIRONMENT)}
     assert stored == {r[5] for r in rows}
     assert (clean_env / ".dq" / "dq.results").is_dir()
+    # The data-docs site beside the store: every materialization linked its run page.
+    docs = clean_env / ".dq" / "docs"
+    assert f"open {(docs / 'index.html').as_uri()}" in text
+    assert "8 materializations link their run page as dq/report" in text
+    link = re.search(r"^\s+(file://\S+/runs/(dq-[0-9a-f]{32})\.html)$", text, re.MULTILINE)
+    assert link is not None and link.group(2) in {r[5] for r in rows}
+    assert Path(link.group(1).removeprefix("file://")).is_file()
+    assert {p.stem for p in docs.glob("*/prod/runs/*.html")} == {r[5] for r in rows}
 
     # A second run imports nothing new and lists only its own runs.
     code, text, again = run_demo()
     assert code == 0, text
     assert "12 unchanged" in text and "8 job runs of earlier runs not shown" in text
     assert len(again) == 8 and not {r[5] for r in again} & stored
+    assert len(list(docs.glob("*/prod/runs/*.html"))) == 16
 
 
 def test_demo_keeps_runs_in_the_dagster_home_instance(
@@ -78,6 +87,7 @@ def test_demo_keeps_runs_in_the_dagster_home_instance(
     assert code == 0, text
     assert len(rows) == 8
     assert (home / "dq" / "dq.db").is_file() and not (clean_env / ".dq").exists()
+    assert (home / "dq" / "docs" / "index.html").is_file()
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
         assert len(runs) == len(TENANTS) and all(r.is_success for r in runs)
