@@ -16,6 +16,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -98,10 +99,28 @@ class SafeRoot:
                 raise ScopeViolationError(f"refusing path segment {segment[:40]!r} below the store root")
         path = os.path.normpath(os.path.join(self.path, *segments))
         # Lexically inside, and still inside once symlinks below the root are resolved: a link
-        # planted in the tree cannot send a tenant's reads or writes elsewhere.
-        if not (self._inside(path) and self._inside(os.path.realpath(path))):
+        # planted in the tree cannot send a tenant's reads or writes elsewhere. The root is a
+        # real path already, so without a link below it the path is its own real path: one
+        # lstat per segment (stopping at the first that does not exist) instead of realpath's
+        # walk from "/"; only a link found on the way costs the full resolution.
+        if not self._inside(path) or (
+            self._link_below(path, len(segments)) and not self._inside(os.path.realpath(path))
+        ):
             raise ScopeViolationError("refusing a path outside the store root")
         return path
+
+    def _link_below(self, path: str, depth: int) -> bool:
+        parts = path.rsplit(os.sep, depth)
+        current = parts[0]
+        for part in parts[1:]:
+            current = f"{current}{os.sep}{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return False  # nothing exists from here down, so no link either
+            if stat.S_ISLNK(mode):
+                return True
+        return False
 
     def _inside(self, path: str) -> bool:
         return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
