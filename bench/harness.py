@@ -345,20 +345,33 @@ def write_json(
     seconds: float,
     *,
     merge: bool = False,
+    keep: frozenset[str] = frozenset(),
 ) -> None:
     """Write the run; with ``merge`` (a run of some rows) the other rows of an existing file are
-    kept, in table order, so ``make bench-large`` adds its rows to ``make bench``'s."""
+    kept, in table order, so ``make bench-large`` adds its rows to ``make bench``'s. ``keep``: rows
+    a full run did not measure (the large ones) whose earlier figures stay, with their run's date."""
     path.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Any] = {}
     new_rows = {r.id.rstrip("abcdefgh") for r in results}
-    if merge and path.exists():
+    if (merge or keep) and path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
         new_ids = {r.id for r in results}
-        kept = [_from_dict(r) for r in old.get("results", []) if r["id"] not in new_ids]
+        kept = [
+            _from_dict(r)
+            for r in old.get("results", [])
+            if r["id"] not in new_ids and (merge or r["id"].rstrip("abcdefgh") in keep)
+        ]
         results = sorted([*kept, *results], key=_row_order)
         runs = old.get("runs") or {
             "full": {k: old.get(k) for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")}
         }
+        if not merge:  # a full run: only the kept rows' own runs stay on record
+            kept_rows = {r.id.rstrip("abcdefgh") for r in kept}
+            runs = {
+                name: run
+                for name, run in runs.items()
+                if name != "full" and set(name.split("+")) <= kept_rows
+            }
     payload = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "smoke": config.smoke,
@@ -369,10 +382,9 @@ def write_json(
         "results": [asdict(r) for r in results],
         "table": table(results),
     }
-    if merge:
-        runs["+".join(sorted(new_rows, key=int))] = {
-            k: payload[k] for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")
-        }
+    if merge or runs:
+        name = "+".join(sorted(new_rows, key=int)) if merge else "full"
+        runs[name] = {k: payload[k] for k in ("date", "machine_at_start", "machine_at_end", "total_seconds")}
         payload["runs"] = runs
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

@@ -94,7 +94,9 @@ def run(
     echo("Baselines:")
     echo(harness.baselines(results))
     if output is not None:
-        harness.write_json(output, results, config, started_info, elapsed, merge=only is not None)
+        # A full run without --large keeps the large rows' earlier figures (make bench-large).
+        keep = frozenset(LARGE) if only is None and not large else frozenset()
+        harness.write_json(output, results, config, started_info, elapsed, merge=only is not None, keep=keep)
     return results
 
 
