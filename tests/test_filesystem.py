@@ -942,3 +942,15 @@ def test_listings_match_the_sql_backend(stores: Stores) -> None:
     same(lambda s: [canonical_json(r) for r in s.job_runs.list_by_tenant(T)])
     same(lambda s: [canonical_json(r) for r in s.job_runs.list_by_tenant(T, "prod")])
     sql.close()
+
+
+def test_the_index_bytes_are_the_sorted_json_of_the_whole_document(stores: Stores, root: Path) -> None:
+    """The index is assembled from per-entry fragments; the bytes must be exactly what encoding
+    the whole document with sorted keys gives (the format readers and older versions parse)."""
+    for i in range(5):
+        stores.job_runs.put(make_run(T, ENV, f"r{i}", submitted_at=BASE_TIME, metadata={"i": i}))
+        stores.contracts.put(make_contract(T, ENV, f"c{i}", name=f"n{i}"))
+    for kind in ("job_runs", "contracts"):
+        data = (root / T / ENV / kind / ".index.json").read_bytes()
+        assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        assert len(json.loads(data)["entries"]) == 5

@@ -9,6 +9,8 @@ from __future__ import annotations
 import bisect
 import builtins
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -153,6 +155,26 @@ class _REntry:
 
 # -- indexes ------------------------------------------------------------------------------------
 
+_FRAGMENTS: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
+"""Encoded index entries by ``id(entry)``; the entry is kept in the value, so its id cannot be
+reused by another object while cached. Entries are immutable; a write replaces changed ones."""
+_FRAGMENTS_MAX = 50_000
+_FRAGMENTS_LOCK = threading.Lock()
+
+
+def _fragment(entry: Any) -> bytes:
+    key = id(entry)
+    hit = _FRAGMENTS.get(key)
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    encoded = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    with _FRAGMENTS_LOCK:
+        _FRAGMENTS[key] = (entry, encoded)
+        if len(_FRAGMENTS) > _FRAGMENTS_MAX:
+            _FRAGMENTS.popitem(last=False)
+    return encoded
+
+
 E = TypeVar("E", _VEntry, _REntry)
 
 
@@ -167,15 +189,29 @@ class _Index(Generic[E]):
         self.entries: dict[Any, E] = entries
 
     def to_bytes(self, kind: str) -> bytes:
-        document = {
-            "format": _INDEX_FORMAT,
-            "kind": kind,
-            "tenant": self.scope.tenant,
-            "environment": self.scope.environment,
-            "last_stamp": self.last_stamp,
-            "entries": [e.to_json() for e in self.entries.values()],
-        }
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        """``{"entries":[...],"environment":...,"format":1,"kind":...,"last_stamp":...,"tenant":...}``
+        with sorted keys and no spaces: what ``json.dumps(..., sort_keys=True)`` of the whole
+        document gives, assembled from per-entry fragments that are encoded once per entry (a put
+        re-encodes one entry, not the folder's thousands).
+        """
+        dumps = json.dumps
+        return b"".join(
+            (
+                b'{"entries":[',
+                b",".join(_fragment(e) for e in self.entries.values()),
+                b'],"environment":',
+                dumps(self.scope.environment).encode(),
+                b',"format":',
+                str(_INDEX_FORMAT).encode(),
+                b',"kind":',
+                dumps(kind).encode(),
+                b',"last_stamp":',
+                str(int(self.last_stamp)).encode(),
+                b',"tenant":',
+                dumps(self.scope.tenant).encode(),
+                b"}\n",
+            )
+        )
 
     @staticmethod
     def header(data: bytes, kind: str, scope: Scope) -> tuple[int, builtins.list[Any]]:
