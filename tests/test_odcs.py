@@ -386,3 +386,44 @@ def test_cli_imports_odcs_and_exports_it_back(tmp_path: Path) -> None:
 
     bad = runner.invoke(cli, ["--url", url, "import", str(FIXTURES / "invalid"), "--env", "dev"])
     assert bad.exit_code != 0 and "schema[0].properties[0]" in bad.output
+
+
+def test_a_date_exclusive_bound_is_a_rule_reported_not_evaluated_never_passed() -> None:
+    """ODCS ``exclusiveMinimum`` on a date has no native check: it must show up as a rule that was
+    not evaluated (and survive export), not vanish into metadata as if it held."""
+    import polars as pl
+
+    from dq_dagster.engine import validate
+    from dq_stores.transfer.odcs import from_odcs, to_odcs
+
+    doc = {
+        "apiVersion": "v3.1.0",
+        "kind": "DataContract",
+        "id": "bounds",
+        "version": "1.0.0",
+        "status": "active",
+        "schema": [
+            {
+                "name": "orders",
+                "properties": [
+                    {
+                        "name": "ordered_on",
+                        "logicalType": "date",
+                        "logicalTypeOptions": {"exclusiveMinimum": "2020-01-01"},
+                    }
+                ],
+            }
+        ],
+    }
+    contract = from_odcs(doc, tenant="t1", environment="dev")
+    rules = contract.datasets[0].quality_rules
+    assert [(r.rule_id, r.metric.value) for r in rules] == [("ordered_on.exclusiveMinimum", "custom")]
+    from datetime import date
+
+    report = validate(pl.DataFrame({"ordered_on": [date(2019, 5, 1)]}), contract, dataset_type="orders")
+    result = next(r for r in report.rules if r.rule_id == "ordered_on.exclusiveMinimum")
+    assert result.evaluated is False and result.passed is False
+    exported = to_odcs(contract)
+    prop = exported["schema"][0]["properties"][0]
+    assert prop["logicalTypeOptions"] == {"exclusiveMinimum": "2020-01-01"}
+    assert "quality" not in prop or all(q.get("type") != "custom" for q in prop["quality"])

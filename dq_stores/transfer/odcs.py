@@ -516,9 +516,24 @@ def _column(
                 col["format"] = value
             else:
                 kept[key] = value
-            # Exclusive bounds have no native field: a generated SQL rule checks them (numbers).
+            # Exclusive bounds have no native field: a generated SQL rule checks them (numbers);
+            # any other bound (a date, a timestamp) is a rule reported as not evaluated, so an
+            # unchecked bound never reads as a passed one.
             bound = value if key in ("exclusiveMinimum", "exclusiveMaximum") else None
-            if isinstance(bound, int | float) and not isinstance(bound, bool):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                rules.append(
+                    {
+                        "rule_id": f"{name}.{key}",
+                        "metric": "custom",
+                        "engine": "odcs",
+                        "columns": [str(name)],
+                        "implementation": {f"logicalTypeOptions.{key}": bound},
+                        "description": f"{name} {'>' if key.endswith('inimum') else '<'} {bound} "
+                        f"(logicalTypeOptions.{key}; not evaluated: only numeric exclusive bounds are)",
+                        "metadata": {_EXTRA: {"generated": f"logicalTypeOptions.{key}"}},
+                    }
+                )
+            elif isinstance(bound, int | float):
                 op = "<=" if key.endswith("inimum") else ">="
                 rules.append(
                     {
