@@ -473,26 +473,36 @@ def bench_rls_get(config: Config, services: Services) -> list[Result]:
             with (
                 open_stores(services.pg_url, schema=schema, use_env=False) as plain,
                 open_stores(app_url, schema=schema, row_level_security=True, use_env=False) as rls,
+                open_stores(
+                    app_url, schema=schema, row_level_security=True, rls_session_scope=True, use_env=False
+                ) as rls_session,
             ):
                 run = data.job_run(TENANT, "run-get")
                 plain.job_runs.put(run)
 
-                def ours() -> Any:
-                    return rls.job_runs.get(TENANT, data.ENV, run.job_id)
-
                 def base() -> Any:
                     return plain.job_runs.get(TENANT, data.ENV, run.job_id)
 
-                check(ours() == base(), "RLS and plain stores read different runs")
-                result = Result(
-                    "1e",
-                    "get one job run, Postgres, row-level security",
-                    "latency",
-                    "<= 2",
-                    2.0,
-                    baseline_name="the same get through plain stores (row 1a's path)",
-                )
-                return [latency(result, *compare(ours, base, config))]
+                results = []
+                for row, what, stores in (
+                    ("1e", "row-level security (scope sent with each call)", rls),
+                    ("1f", "row-level security, rls_session_scope (direct connections)", rls_session),
+                ):
+
+                    def ours(stores: Any = stores) -> Any:
+                        return stores.job_runs.get(TENANT, data.ENV, run.job_id)
+
+                    check(ours() == base(), "RLS and plain stores read different runs")
+                    result = Result(
+                        row,
+                        f"get one job run, Postgres, {what}",
+                        "latency",
+                        "<= 2",
+                        2.0,
+                        baseline_name="the same get through plain stores (row 1a's path)",
+                    )
+                    results.append(latency(result, *compare(ours, base, config)))
+                return results
         finally:
             with psycopg.connect(services.pg_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

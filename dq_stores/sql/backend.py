@@ -15,6 +15,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from dq_stores.errors import InvalidArtifactError
 from dq_stores.results.files import FilePayloadStore
 from dq_stores.results.payloads import PayloadStore
 from dq_stores.secrets import redact
@@ -44,6 +45,7 @@ def open_sql_backend(
     schema: str | None = None,
     row_level_security: bool = False,
     verify_row_level_security: bool = True,
+    rls_session_scope: bool = False,
     create: bool = True,
     **options: Any,
 ) -> Backend:
@@ -59,9 +61,24 @@ def open_sql_backend(
     restricted to its call's scope by the database's own policies (``dq_stores.sql.rls``). The URL
     should name the application role; opening fails unless ``check_row_level_security`` finds
     nothing wrong (``verify_row_level_security=False`` skips that check, for tests of the check).
+    Each single-statement call sends its scope with the statement (one implicit transaction);
+    ``rls_session_scope=True`` lets a connection keep its last scope for the session instead (a
+    call in the same scope is then a plain prepared statement) - only for direct connections,
+    never behind a transaction-pooling proxy such as PgBouncer.
     """
+    if rls_session_scope and not row_level_security:
+        raise InvalidArtifactError(
+            "rls_session_scope needs row_level_security=True", field="rls_session_scope"
+        )
     if row_level_security:
-        db = _connect_rls(url, schema=schema, create=create, verify=verify_row_level_security, **options)
+        db = _connect_rls(
+            url,
+            schema=schema,
+            create=create,
+            verify=verify_row_level_security,
+            session_scope=rls_session_scope,
+            **options,
+        )
     else:
         db = connect_sql(url, schema=schema, create=create, **options)
     default: FilePayloadStore | None = None
@@ -87,10 +104,17 @@ def open_sql_backend(
     )
 
 
-def _connect_rls(url: str, *, schema: str | None, create: bool, verify: bool, **options: Any) -> SqlEngine:
+def _connect_rls(
+    url: str, *, schema: str | None, create: bool, verify: bool, session_scope: bool, **options: Any
+) -> SqlEngine:
     engine = install_scope_hook(create_sql_engine(url, schema=schema, **options))
     try:
-        db = connect_sql(engine, auto_upgrade=False, create=create, scope_hook=RowLevelSecurity())
+        db = connect_sql(
+            engine,
+            auto_upgrade=False,
+            create=create,
+            scope_hook=RowLevelSecurity(session_scope=session_scope),
+        )
         db.owned = True  # the engine was made here: dispose it with the stores
         if verify:
             with db._translate():

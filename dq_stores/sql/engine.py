@@ -323,6 +323,9 @@ ScopeKey = tuple[str, str | None]
 class ScopeHook(Protocol):
     """Restricts each transaction to the scope of the call it serves (row-level security)."""
 
+    session_scope: bool
+    """Fast-lane connections may keep the scope as a session setting (direct connections only)."""
+
     def enter(self, tenant: str, environment: str | None) -> AbstractContextManager[None]:
         """Around a SQLAlchemy transaction: the scope its ``begin`` sets (and refusals translated)."""
 
@@ -498,11 +501,16 @@ class SqlEngine:
             fairy = lane.acquire()
             broken = False
             setting = None
-            if hook is not None and scope is not None and lane.scope_of(fairy) != scope:
-                # A lane connection keeps its scope as a session setting (reset before it goes
-                # back to the pool), set in the same message as the statement when it changes: a
-                # call in the same scope as the connection's last one is a plain prepared statement.
-                setting = hook.setting(*scope, session=True)
+            if hook is not None and scope is not None:
+                if not hook.session_scope:
+                    # The scope for this one implicit transaction (SET LOCAL): safe anywhere.
+                    setting = hook.setting(*scope)
+                elif lane.scope_of(fairy) != scope:
+                    # Opt-in (direct connections only): a lane connection keeps its scope as a
+                    # session setting (reset before it goes back to the pool), set in the same
+                    # message as the statement when it changes, so a call in the connection's
+                    # last scope is a plain prepared statement.
+                    setting = hook.setting(*scope, session=True)
             try:
                 rows = self._statement(fairy.dbapi_connection, compiled, params, setting)
             except _Disconnected as lost:
@@ -514,7 +522,7 @@ class SqlEngine:
                 lane.set_scope(fairy, None)
                 raise
             else:
-                if setting is not None:
+                if setting is not None and hook is not None and hook.session_scope:
                     lane.set_scope(fairy, scope)
                 return rows
             finally:

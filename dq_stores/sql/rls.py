@@ -337,8 +337,15 @@ class RowLevelSecurity:
     environment of the tenant), inside the application's own ``rls_scope`` if one is in force.
     """
 
+    def __init__(self, *, session_scope: bool = False) -> None:
+        # Off by default: behind a transaction-pooling proxy (PgBouncer's pool_mode=transaction)
+        # consecutive transactions of one client connection run on different server connections,
+        # so a scope kept in the session could serve another client's call, or this one in
+        # another client's scope. Only for direct connections to Postgres.
+        self.session_scope = session_scope
+
     def __repr__(self) -> str:
-        return "RowLevelSecurity()"
+        return f"RowLevelSecurity(session_scope={self.session_scope})"
 
     def check(self, tenant: str, environment: str | None) -> None:
         outer = _CURRENT.get()

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
 from dq_stores.canonical import canonical_json, sha256_hex
-from dq_stores.errors import ScopeViolationError, StoreError
+from dq_stores.errors import InvalidArtifactError, ScopeViolationError, StoreError
 from dq_stores.kinds import RunIndex
 from dq_stores.registry import Stores, open_stores
 from dq_stores.scope import Scope
@@ -204,11 +204,12 @@ def test_rls_stores_serve_each_call_in_its_scope_and_a_pinned_scope_holds(
 def test_a_fast_lane_connection_switches_scope_on_every_change_and_forgets_it_on_failure(
     seeded: tuple[RlsDatabase, str, str],
 ) -> None:
-    """One lane connection (pool size 1) serves calls of alternating scopes: it keeps the last
-    scope as a session setting and must set the new one with every change, and after a failed
-    statement (whose message rolled the setting back) set it again."""
+    """With ``rls_session_scope`` (direct connections only), one lane connection (pool size 1)
+    serves calls of alternating scopes: it keeps the last scope as a session setting and must set
+    the new one with every change, and after a failed statement (whose message rolled the setting
+    back) set it again."""
     db, a, b = seeded
-    with open_rls_stores(db.app_url, schema=db.schema, pool_size=1) as stores:
+    with open_rls_stores(db.app_url, schema=db.schema, pool_size=1, rls_session_scope=True) as stores:
         for tenant, env in [(a, "prod"), (b, "prod"), (b, "dev"), (a, "prod"), (a, "prod"), (b, "dev")] * 3:
             run = stores.job_runs.get(tenant, env, "run-1")
             assert run is not None and (run.tenant_id, run.environment) == (tenant, env)
@@ -223,6 +224,28 @@ def test_a_fast_lane_connection_switches_scope_on_every_change_and_forgets_it_on
         assert stores.job_runs.get(b, "dev", "run-1") is not None
         assert stores.job_runs.get(a, "prod", "run-done") is None  # b's run, not visible as a
         assert stores.job_runs.get(a, "prod", "run-1") is not None
+
+
+def test_by_default_no_scope_outlives_its_call_on_the_server(seeded: tuple[RlsDatabase, str, str]) -> None:
+    """The default fast path sends each call's scope with its statement as ``SET LOCAL``: after a
+    call, the server session holds no scope (what a transaction-pooling proxy such as PgBouncer
+    needs, since the next transaction on that server connection may be another client's)."""
+    db, a, _ = seeded
+    with open_rls_stores(db.app_url, schema=db.schema, pool_size=1) as stores:
+        assert stores.job_runs.get(a, "prod", "run-1") is not None
+        backend = stores.job_runs._db  # type: ignore[attr-defined]
+        lane = backend._lane
+        fairy = lane.acquire()
+        try:
+            cursor = fairy.dbapi_connection.cursor()
+            cursor.execute(
+                "SELECT current_setting('dq.tenant', true), current_setting('dq.environment', true)"
+            )
+            assert cursor.fetchone() in ((None, None), ("", ""))
+        finally:
+            lane.release(fairy)
+        with pytest.raises(InvalidArtifactError):
+            open_stores(db.pg_url, schema=db.schema, rls_session_scope=True)
 
 
 # -- writes --------------------------------------------------------------------------------------
