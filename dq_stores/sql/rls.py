@@ -16,8 +16,8 @@ What lives here:
   no row and may write none (fail closed);
 * the scope hook (``RowLevelSecurity``): the SQL engine (``dq_stores.sql.engine``) asks it, for
   every call, to scope the call's transaction - through the ``begin`` event above for multi-statement
-  transactions, and on the single-statement fast path as ``set_config`` and the statement in one
-  simple query (one implicit transaction, one network round trip: RLS mode keeps the fast path). A call
+  transactions, and on the single-statement fast path as ``set_config`` and the statement before
+  one Sync (one implicit transaction, one network round trip: RLS mode keeps the fast path). A call
   inside an application's ``rls_scope(...)`` block may only address that scope
   (``ScopeViolationError`` otherwise); a refusal by a policy is reported as
   ``ScopeViolationError``. ``open_stores(url, row_level_security=True)`` opens stores with it.
