@@ -843,6 +843,20 @@ def _object_out(ds: Any) -> dict[str, Any]:
         "quality_rules",
         "metadata",
     }
+    return _finish(node, extras, native, data, covered, rest_meta)
+
+
+def _finish(
+    node: dict[str, Any],
+    extras: dict[str, Any],
+    native: dict[str, Any],
+    data: dict[str, Any],
+    covered: set[str],
+    rest_meta: dict[str, Any],
+) -> dict[str, Any]:
+    """What the ODCS node does not say natively travels in ``native`` (the ``dqStores`` custom
+    property): every field of ``data`` outside ``covered``, and the metadata left over.
+    """
     native.update({k: v for k, v in data.items() if k not in covered})
     if rest_meta:
         native["metadata"] = rest_meta
@@ -908,10 +922,7 @@ def _property_out(col: Any, keys: list[str], rules: list[dict[str, Any]]) -> dic
         "constraints",
         "metadata",
     }
-    native.update({k: v for k, v in data.items() if k not in covered})
-    if rest_meta:
-        native["metadata"] = rest_meta
-    return _merge(node, extras, native)
+    return _finish(node, extras, native, data, covered, rest_meta)
 
 
 def _rule_out(rule: Any) -> dict[str, Any]:
