@@ -6,7 +6,8 @@ work itself is ``dq_dagster.engine`` and ``dq_dagster.checks``.
 
 # No ``from __future__ import annotations``: Dagster reads the asset functions' annotations.
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -439,28 +440,13 @@ class _DatasetBuilder:
             ),
             metadata=self._meta(),
         )
-        if self.keys.source_table:
-
-            @decorate
-            def _validation_in_place(
-                context: AssetExecutionContext,
-                contracts: ContractStoreResource,
-                job_definitions: JobDefinitionStoreResource,
-            ) -> Output[ValidationReport]:
-                return run(context, None, contracts, job_definitions)
-
-            return _validation_in_place
-
-        @decorate
-        def _validation(
-            context: AssetExecutionContext,
-            data: Any,
-            contracts: ContractStoreResource,
-            job_definitions: JobDefinitionStoreResource,
-        ) -> Output[ValidationReport]:
-            return run(context, data, contracts, job_definitions)
-
-        return _validation
+        return _asset_function(
+            decorate,
+            run,
+            name="_validation",
+            in_place=bool(self.keys.source_table),
+            returns=Output[ValidationReport],
+        )
 
     def _run_meta(
         self,
@@ -582,28 +568,13 @@ class _DatasetBuilder:
             # Subsettable so that a check a tenant's contract lacks may get no result (skipped).
             can_subset=True,
         )
-        if self.keys.source_table:
-
-            @decorate
-            def _cleansing_in_place(
-                context: AssetExecutionContext,
-                contracts: ContractStoreResource,
-                job_definitions: JobDefinitionStoreResource,
-            ) -> Iterator[Output[Any] | AssetCheckResult]:
-                yield from cleansing_run(context, None, contracts, job_definitions)
-
-            return _cleansing_in_place
-
-        @decorate
-        def _cleansing(
-            context: AssetExecutionContext,
-            data: Any,
-            contracts: ContractStoreResource,
-            job_definitions: JobDefinitionStoreResource,
-        ) -> Iterator[Output[Any] | AssetCheckResult]:
-            yield from cleansing_run(context, data, contracts, job_definitions)
-
-        return _cleansing
+        return _asset_function(
+            decorate,
+            cleansing_run,
+            name="_cleansing",
+            in_place=bool(self.keys.source_table),
+            returns=Iterator[Output[Any] | AssetCheckResult],
+        )
 
     def _profile_asset(self) -> AssetsDefinition:
         builder = self
@@ -652,25 +623,66 @@ class _DatasetBuilder:
             metadata={"dq/dataset_type": self.ds.dataset_type},
             check_specs=specs or None,
         )
-        if self.keys.source_table and upstream == self.keys.source:
+        return _asset_function(
+            decorate,
+            run,
+            name="_profile",
+            in_place=bool(self.keys.source_table) and upstream == self.keys.source,
+            returns=Iterator[Output[ProfilingSnapshot] | AssetCheckResult],
+        )
 
-            @decorate
-            def _profile_in_place(
+
+def _asset_function(
+    decorate: Callable[[Callable[..., Any]], AssetsDefinition],
+    run: Callable[..., Any],
+    *,
+    name: str,
+    in_place: bool,
+    returns: Any,
+) -> AssetsDefinition:
+    """The asset over ``run(context, data, contracts, job_definitions)``: the upstream frame comes
+    in as ``data``, or, for a table source worked on in place, there is no input and ``data`` is
+    None. A generator ``run`` gives a generator asset (Dagster tells the two apart by the function,
+    not by what it returns); ``returns`` is the annotation Dagster reads the output type from.
+    """
+    generator = inspect.isgeneratorfunction(run)
+    body: Callable[..., Any]
+    if in_place:
+        if generator:
+
+            def body(
                 context: AssetExecutionContext,
                 contracts: ContractStoreResource,
                 job_definitions: JobDefinitionStoreResource,
-            ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+            ) -> Any:
                 yield from run(context, None, contracts, job_definitions)
+        else:
 
-            return _profile_in_place
+            def body(
+                context: AssetExecutionContext,
+                contracts: ContractStoreResource,
+                job_definitions: JobDefinitionStoreResource,
+            ) -> Any:
+                return run(context, None, contracts, job_definitions)
+    elif generator:
 
-        @decorate
-        def _profile(
+        def body(
             context: AssetExecutionContext,
             data: Any,
             contracts: ContractStoreResource,
             job_definitions: JobDefinitionStoreResource,
-        ) -> Iterator[Output[ProfilingSnapshot] | AssetCheckResult]:
+        ) -> Any:
             yield from run(context, data, contracts, job_definitions)
+    else:
 
-        return _profile
+        def body(
+            context: AssetExecutionContext,
+            data: Any,
+            contracts: ContractStoreResource,
+            job_definitions: JobDefinitionStoreResource,
+        ) -> Any:
+            return run(context, data, contracts, job_definitions)
+
+    body.__name__ = body.__qualname__ = f"{name}_in_place" if in_place else name
+    body.__annotations__["return"] = returns
+    return decorate(body)
