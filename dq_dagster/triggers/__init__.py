@@ -42,6 +42,7 @@ _EXPORTS = {
             "ResolvedJobDefinition",
             "active_definitions",
             "default_job_definition",
+            "definitions_per_tenant",
             "resolve_contract",
             "resolve_job_definition",
         ],

@@ -26,7 +26,7 @@ from dq_dagster.triggers.request import (
     _load_cursor,
     _parse_iso,
     _state_key,
-    active_definitions,
+    definitions_per_tenant,
     resolve_contract,
 )
 from dq_stores.errors import InvalidArtifactError, StoreError
@@ -120,16 +120,15 @@ def evaluate_blob_events(
     old = _load_cursor(cursor, warnings)
     new: dict[str, Any] = {}
     runs: list[PlannedRun] = []
-    for tenant in tenants:
-        try:
-            definitions = active_definitions(stores, tenant, environment, TriggerType.EXTERNAL_EVENT)
-        except StoreError as exc:
-            warnings.append(
-                f"tenant {tenant}/{environment}: cannot read job definitions ({redact(str(exc))})"
-            )
-            prefix = f"{tenant}/{environment}/"
-            new.update({k: v for k, v in old.items() if k.startswith(prefix)})
-            continue
+    for tenant, definitions in definitions_per_tenant(
+        stores,
+        tenants,
+        environment,
+        TriggerType.EXTERNAL_EVENT,
+        old_cursor=old,
+        new_cursor=new,
+        warnings=warnings,
+    ):
         for definition in definitions:
             trigger = definition.trigger
             assert isinstance(trigger, ExternalEventTrigger)

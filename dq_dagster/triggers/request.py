@@ -14,12 +14,12 @@ the package).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dq_stores.errors import InvalidArtifactError, NotFoundError
+from dq_stores.errors import InvalidArtifactError, NotFoundError, StoreError
 from dq_stores.models import (
     DataContract,
     DatasetContract,
@@ -29,6 +29,7 @@ from dq_stores.models import (
     TriggerType,
 )
 from dq_stores.scope import Scope, validate_id
+from dq_stores.secrets import redact
 from dq_stores.stores import Stores
 from dq_stores.versions import version_key
 
@@ -55,6 +56,7 @@ __all__ = [
     "ResolvedJobDefinition",
     "active_definitions",
     "default_job_definition",
+    "definitions_per_tenant",
     "resolve_contract",
     "resolve_job_definition",
 ]
@@ -292,6 +294,34 @@ def resolve_job_definition(
             f"job definition {job_definition_id}@{definition.version} is retired in {tenant}/{environment}"
         )
     return resolve_contract(stores, definition)
+
+
+def definitions_per_tenant(
+    stores: Stores,
+    tenants: Iterable[str],
+    environment: str,
+    trigger_type: TriggerType,
+    *,
+    old_cursor: Mapping[str, Any],
+    new_cursor: dict[str, Any],
+    warnings: list[str],
+) -> Iterator[tuple[str, list[JobDefinition]]]:
+    """``(tenant, active definitions with trigger_type)`` for each tenant whose definitions can be
+    read. For one that cannot, a warning, and its entries of ``old_cursor`` (keys starting with
+    ``<tenant>/<environment>/``) are kept in ``new_cursor``: its definitions resume where they
+    were at the next tick.
+    """
+    for tenant in tenants:
+        try:
+            definitions = active_definitions(stores, tenant, environment, trigger_type)
+        except StoreError as exc:
+            warnings.append(
+                f"tenant {tenant}/{environment}: cannot read job definitions ({redact(str(exc))})"
+            )
+            prefix = f"{tenant}/{environment}/"
+            new_cursor.update({k: v for k, v in old_cursor.items() if k.startswith(prefix)})
+            continue
+        yield tenant, definitions
 
 
 def active_definitions(
