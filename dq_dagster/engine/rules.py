@@ -30,8 +30,8 @@ Each spec also carries its rule in declarative form (``kind`` + ``params``) for 
 not run polars (``dq_dagster.engine.sql``).
 
 Evaluation, reports and masking live elsewhere (validate.py, masking.py). The module is long
-(~700 lines) because the compiler and the polars expression of each rule type belong together:
-splitting them would put a rule's meaning in two files.
+(~920 lines, with the quality rules of ODCS) because the compiler and the polars expression of
+each rule type belong together: splitting them would put a rule's meaning in two files.
 """
 
 from __future__ import annotations
