@@ -119,3 +119,17 @@ def test_dq_stores_never_imports_dagster() -> None:
             if t.split(".")[0].startswith("dagster")
         ]
         assert not found, f"{name} imports {found}"
+
+
+def test_the_lazy_trigger_exports_are_exactly_each_modules_public_names() -> None:
+    """``dq_dagster.triggers`` lists its re-exports by hand so that importing a pure core costs no
+    Dagster import; the lists must not drift from the modules' own ``__all__``."""
+    import importlib
+
+    import dq_dagster.triggers as triggers
+
+    by_module: dict[str, set[str]] = {}
+    for name, module in triggers._EXPORTS.items():
+        by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        assert names == set(importlib.import_module(module).__all__), module
