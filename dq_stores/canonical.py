@@ -26,7 +26,13 @@ def format_timestamp(value: datetime) -> str:
     """UTC, ``Z`` suffix, microseconds only when non-zero. Naive datetimes are taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year >= 1000:
+        # isoformat is C and drops zero microseconds just like the format below; it ends in
+        # "+00:00" for UTC. Several per document, on every put: about 5x faster than strftime.
+        return f"{value.isoformat()[:-6]}Z"
+    # glibc's %Y does not zero-pad years before 1000, and stored documents keep that form.
     spec = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
     return value.strftime(spec)
 

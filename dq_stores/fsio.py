@@ -84,10 +84,15 @@ class SafeRoot:
     ``ScopeViolationError`` rather than an ``assert`` that ``python -O`` would strip.
     """
 
+    _FOLDERS_MAX = 4096
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.path = os.path.realpath(os.path.abspath(os.fspath(root)))
+        self._folders: dict[tuple[str, ...], tuple[str, int, int]] = {}
+        """Folders checked by ``join``: segments -> (path, st_dev, st_ino) of what it led to."""
 
-    def join(self, *segments: str) -> str:
+    @staticmethod
+    def _check_segments(segments: Iterable[str]) -> None:
         for segment in segments:
             if (
                 not segment
@@ -97,6 +102,52 @@ class SafeRoot:
                 or (os.altsep is not None and os.altsep in segment)
             ):
                 raise ScopeViolationError(f"refusing path segment {segment[:40]!r} below the store root")
+
+    def folder(self, *segments: str) -> str:
+        """``join`` for an existing folder, remembered by the directory it led to.
+
+        A hot folder (a scope's) is then checked with one ``stat`` instead of one ``lstat`` per
+        segment: a link planted anywhere on the way since the full check would lead to another
+        directory (another device/inode), which fails the comparison and re-runs ``join``.
+        """
+        hit = self._folders.get(segments)
+        if hit is not None:
+            path, dev, ino = hit
+            try:
+                st = os.stat(path)
+            except OSError:
+                pass
+            else:
+                if st.st_ino == ino and st.st_dev == dev:
+                    return path
+        try:
+            before = os.stat(self.join(*segments))
+        except OSError:
+            return self.join(*segments)  # missing (a first write creates it): nothing to remember
+        path = self.join(*segments)
+        try:
+            after = os.stat(path)
+        except OSError:
+            return path
+        # Remembered only when nothing moved while ``join`` looked (its own checks passed).
+        if stat.S_ISDIR(after.st_mode) and (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino):
+            if len(self._folders) >= self._FOLDERS_MAX:
+                self._folders.clear()
+            self._folders[segments] = (path, after.st_dev, after.st_ino)
+        return path
+
+    def child(self, folder: str, *segments: str) -> str:
+        """``join`` of ``segments`` below ``folder``, a path ``folder()`` or ``join`` returned:
+        only the new segments are checked for links.
+        """
+        self._check_segments(segments)
+        path = os.path.join(folder, *segments)
+        if self._link_below(path, len(segments)) and not self._inside(os.path.realpath(path)):
+            raise ScopeViolationError("refusing a path outside the store root")
+        return path
+
+    def join(self, *segments: str) -> str:
+        self._check_segments(segments)
         path = os.path.normpath(os.path.join(self.path, *segments))
         # Lexically inside, and still inside once symlinks below the root are resolved: a link
         # planted in the tree cannot send a tenant's reads or writes elsewhere. The root is a

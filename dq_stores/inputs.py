@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -65,16 +65,16 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
 
 def sortable_time(value: datetime) -> str:
     """Fixed-width UTC text of a timestamp (always microseconds): sorts like the datetime."""
-    from dq_stores.models.common import _to_utc
-
-    v = _to_utc(value)
-    # Not strftime: glibc does not zero-pad years before 1000, which would break the ordering.
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # Not strftime: glibc does not zero-pad years before 1000, which would break the ordering;
+    # isoformat pads to four digits and, with this timespec, always writes the microseconds.
+    return f"{value.isoformat(timespec='microseconds')[:-6]}Z"
 
 
 def parse_sortable_time(value: Any) -> datetime:
-    from datetime import UTC
-
     if not isinstance(value, str):
         raise InvalidArtifactError("cursor is not one this store issued", field="cursor")
     try:

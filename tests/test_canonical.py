@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from dq_stores.canonical import canonical_json, content_hash, format_timestamp, sha256_hex, to_jsonable
 from dq_stores.errors import InvalidArtifactError
+from dq_stores.inputs import sortable_time
 from dq_stores.models import JobRun
 from dq_stores.testing import load_fixture, make_run
 
@@ -60,6 +62,32 @@ def test_values_without_a_json_form_are_refused(bad: Any) -> None:
 )
 def test_timestamps_are_utc_with_z(value: datetime, text: str) -> None:
     assert format_timestamp(value) == text
+
+
+def test_timestamp_forms_never_change() -> None:
+    # The fast paths (isoformat) must give exactly what the stored documents and indexes hold:
+    # strftime's form (glibc leaves years before 1000 unpadded) and the fixed-width sort form.
+    rng = random.Random(11)
+    zones = [None, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11))]
+    for i in range(20_000):
+        year = rng.choice([1, 9, 999, 1000, 1970, 2038, 9998]) if i % 4 == 0 else rng.randint(2, 9998)
+        value = datetime(
+            year,
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            rng.choice([0, rng.randint(0, 999_999)]),
+            tzinfo=rng.choice(zones),
+        )
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        spec = "%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+        assert format_timestamp(value) == utc.strftime(spec), value
+        assert sortable_time(value) == (
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond:06d}Z"
+        ), value
 
 
 def test_model_timestamps_use_the_canonical_form() -> None:

@@ -10,10 +10,12 @@ Layout (``<root>`` is the folder of the ``file://`` URL; ``<kind>`` is ``contrac
                 .history/<version>/<n>.json revision n = 1, 2, ... (the last equals the current file)
             .index.json                     index of this folder (a cache, rebuilt when missing)
             .lock                           flock target and crash marker ("1" during a write)
+            .journal                        records of the latest puts (Linux; emptied at checkpoints)
         job_runs/
             <job_id>.json                   the job run record
             .index.json
             .lock
+            .journal
 
 Every ``.json`` artifact file holds exactly the bytes ``canonical_json`` gives (sorted keys, UTC
 timestamps), so a diff shows what changed and ``sha256`` of the file is the content hash. Files
@@ -23,6 +25,7 @@ rest::
 
     .index.json
     .lock
+    .journal
     .*.tmp
     .*.deleted
 
@@ -32,16 +35,22 @@ nanoseconds, strictly increasing per folder, and is also the mtime of its histor
 file for job runs), so it survives a lost index. Etags are ``<revision>-<stamp hex>-<sha256[:12]>``:
 unique per revision (delete and re-create included) and the same in every process.
 
-**Durable writes and caches.** One document per put is durable: a job run file, or a versioned
-artifact's history revision (the commit point), written to a hidden temp file in the same folder,
-fsynced, moved into place with ``os.replace`` and the folder fsynced. The index and a versioned
-artifact's current file (a copy of its last history revision) are caches, rewritten in place
-under the exclusive lock without fsync when the lock's marker can tell a restart (Linux boot id,
-``fsio.BOOT_ID``; elsewhere they are written atomically and synced, as the documents are). A
-rename over an existing, unsynced file would make ext4 flush it at once (``auto_da_alloc``):
-the in-place rewrite is what keeps a put at the cost of one durable atomic write. Readers of the
-store hold the lock, so they never see a half-written cache; a crash that leaves one is repaired
-(below). A delete renames the artifact away (one atomic step) before anything else.
+**Durable writes and caches.** One write per put is durable, and it is the commit point: on
+Linux, one record appended to the folder's ``.journal`` and synced with ``fdatasync`` (the document, its
+path and stamp, see ``journal``); elsewhere, the document itself (a job run file, or a versioned
+artifact's history revision) written to a hidden temp file in the same folder, fsynced, moved
+into place with ``os.replace`` and the folder fsynced. With the journal, the document file is
+written without fsync (a new one renamed into place, an existing one rewritten in place) and a
+checkpoint (``syncfs``, then the journal emptied) makes the files durable once the journal passes
+1 MiB, before any write that is not a single put (deletes, ``put_many``) and in every repair. The
+index and a versioned artifact's current file (a copy of its last history revision) are caches,
+rewritten in place under the exclusive lock without fsync when the lock's marker can tell a
+restart (Linux boot id, ``fsio.BOOT_ID``; elsewhere they are written atomically and synced, as
+the documents are). A rename over an existing, unsynced file would make ext4 flush it at once
+(``auto_da_alloc``): the in-place rewrites are what keep a put at the cost of one append and one
+``fdatasync``. Readers of the store hold the lock, so they never see a half-written file; a crash
+that leaves one is repaired (below). A delete renames the artifact away (one atomic step) before
+anything else.
 
 **Concurrency.** POSIX only (``fcntl.flock``: a local filesystem, or NFS with working locks).
 One lock per ``<tenant>/<environment>/<kind>`` folder (``.lock``): writers hold it exclusively for
@@ -50,8 +59,12 @@ the whole read-check-write-index critical section, readers hold it shared, so ``
 lock file's marker before its first change and clears it after its last (or marks the index as
 cached in this boot); a writer killed in between leaves the mark, and so does a restart after an
 unsynced index write (the marker names another boot), and the next process to take the lock
-repairs the folder from the files before doing anything else: the index rebuilt, and a current
-file that is torn, missing or still the previous revision restored from the history revision. A write that fails with an ``OSError`` undoes its own changes before
+repairs the folder before doing anything else: the journal's records written back to the files
+they name (a file the crash left torn, missing or old gets the committed bytes; a record torn by
+the crash was never acknowledged and is dropped), the index rebuilt, and a current file that is
+torn, missing or still the previous revision restored from the history revision. Until that
+repair, a file rewritten in place by the writer that died may be torn: the marker says so. A
+record replayed after a crash wins over a hand edit made to its file since the last checkpoint. A write that fails with an ``OSError`` undoes its own changes before
 raising ``BackendUnavailableError``, so retrying it (with the same ``if_match``) is safe.
 
 **Index.** ``.index.json`` holds, per artifact, the ``ArtifactIndex`` / ``RunIndex`` fields,
@@ -67,8 +80,8 @@ readable, otherwise it restarts their revision numbers (a stale etag then fails 
 is safe) and takes the time a run without timestamps was first recorded from the file's mtime.
 Copying the tree (``git clone``) resets mtimes, so etags change there too.
 
-The package: ``index`` (the per-folder index), ``txn`` (a critical section's writes and their
-undo), ``base`` (root, cache, locking, repair), ``versioned`` and ``runs`` (the stores), this
+The package: ``index`` (the per-folder index), ``journal`` (the records of single puts), ``txn``
+(a critical section's writes and their undo), ``base`` (root, cache, locking, repair), ``versioned`` and ``runs`` (the stores), this
 module (opening). Path confinement, atomic writes and the lock are in ``dq_stores.fsio``. It does
 not store result payloads (that is ``dq_stores.results``).
 """

@@ -22,6 +22,7 @@ from dq_stores.errors import (
     InvalidArtifactError,
     ScopeViolationError,
 )
+from dq_stores.filesystem import journal
 from dq_stores.filesystem._common import (
     _CACHE_SIZE,
     DEFAULT_LOCK_TIMEOUT,
@@ -39,6 +40,7 @@ from dq_stores.fsio import (
     SafeRoot,
     ScopeLock,
     atomic_write,
+    atomic_write_stream,
     is_garbage,
     make_dirs,
     read_file,
@@ -96,10 +98,10 @@ class _FsBase(Generic[IX]):
 
     # paths ------------------------------------------------------------------------------------
     def _folder(self, scope: Scope) -> str:
-        return self._root.join(scope.tenant, scope.environment, self.kind.name)
+        return self._root.folder(scope.tenant, scope.environment, self.kind.name)
 
     def _path(self, scope: Scope, *segments: str) -> str:
-        return self._root.join(scope.tenant, scope.environment, self.kind.name, *segments)
+        return self._root.child(self._folder(scope), *segments)
 
     def _rel(self, path: str) -> str:
         return self._root.rel(path)
@@ -174,11 +176,34 @@ class _FsBase(Generic[IX]):
         """Under the exclusive lock: rebuild the index from the files, save it, clear the mark."""
         # The old index (if readable) lets a job-run rebuild keep revisions and first-seen times.
         old = self._load_index(folder, scope, lock)
-        index = self._scan(folder, scope, old, repairing=lock.dirty)
+        repairing = lock.dirty
+        if lock.writable:
+            # After a crash the journal's records are the truth for the files they name; either
+            # way the index about to be saved durably must not name files that are not durable.
+            self._checkpoint(folder, replay=repairing)
+        index = self._scan(folder, scope, old, repairing=repairing)
         with _read_only_tolerated():  # a read-only tree: serve the rebuilt index from memory
             self._save_index(folder, index, lock)
             lock.end()
         return index
+
+    def _checkpoint(self, folder: str, *, replay: bool = False) -> None:
+        """Empty the folder's journal into durable files (``replay``: write its records back
+        first, as after a crash); under the exclusive lock.
+        """
+
+        def write_back(records: builtins.list[journal.Record]) -> None:
+            last = {record.path: record for record in records}  # a later record of a path wins
+            for rel, record in last.items():
+                path = self._root.child(folder, *rel.split("/"))
+                got = read_file(path)
+                if got is not None and got[0] == record.data:
+                    if got[1] != record.stamp:
+                        os.utime(path, ns=(record.stamp, record.stamp))
+                    continue
+                atomic_write_stream(path, (record.data,), mtime_ns=record.stamp, durable=False)
+
+        journal.checkpoint(folder, replay=write_back if replay else None)
 
     def _scan(self, folder: str, scope: Scope, old: IX | None, *, repairing: bool = False) -> IX:
         """The index rebuilt from the files; ``repairing``: after a writer died or a restart lost
@@ -236,10 +261,16 @@ class _FsBase(Generic[IX]):
                     ) from exc
 
     def _write(
-        self, scopes: Sequence[Scope], op: Callable[[dict[str, IX], _Txn], tuple[R, dict[str, IX]]]
+        self,
+        scopes: Sequence[Scope],
+        op: Callable[[dict[str, IX], _Txn], tuple[R, dict[str, IX]]],
+        *,
+        journaled: bool = False,
     ) -> R:
         """Run ``op`` under the exclusive locks of ``scopes`` (taken in path order) and save the
-        indexes it returns; on an ``OSError`` undo every change it made.
+        indexes it returns; on an ``OSError`` undo every change it made. An op that does not
+        commit through the journal (``journaled``) runs after the folders' journals are emptied:
+        a replay must never undo it.
         """
         folders = sorted({self._folder(s): s for s in scopes}.items())
         with self._translate("write", folders[0][0]), ExitStack() as stack:
@@ -252,7 +283,13 @@ class _FsBase(Generic[IX]):
                     ScopeLock(lock_path, exclusive=True, timeout=self._lock_timeout)
                 )
                 indexes[folder] = self._current_index(folder, scope, locks[folder])
-            txn = _Txn(list(locks.values()))
+
+            def empty_journals() -> None:
+                for folder, lock in locks.items():
+                    if lock.writable:
+                        self._checkpoint(folder)
+
+            txn = _Txn(list(locks.values()), prepare=None if journaled else empty_journals)
             lazy = False
             try:
                 for _attempt in range(len(folders) + 1):
@@ -301,6 +338,9 @@ class _FsBase(Generic[IX]):
                             lock.restore()
                 raise
             txn.commit()
+            for folder, size in txn.journal_sizes.items():
+                if size > journal.CHECKPOINT_BYTES:
+                    self._checkpoint(folder)
             for folder, index in changed.items():
                 lock = locks[folder]
                 generation = lock.generation + 1 if lazy else lock.generation

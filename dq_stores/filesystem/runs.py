@@ -118,7 +118,7 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
                     raise ConflictError(f"{label} already exists (create_only)")
                 if if_match is not None and if_match != cur.etag:
                     raise ConflictError(f"{label} changed since etag {if_match!r} (now {cur.etag!r})")
-            path = self._path(scope, f"{index.job_id}.json")
+            path = self._root.child(folder, f"{index.job_id}.json")
             old = read_file(path)
             self._check_fresh(folder, cur.content_hash if cur else None, old)
             if cur is not None:
@@ -126,12 +126,15 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
                     return cur.etag, {}
                 self._check_transition(label, cur, index)
             entry = self._entry(scope, idx.last_stamp, cur, index, content_hash)
-            txn.write(path, document, old, stamp=entry.stamp, sync_dir=False)
+            if txn.lazy:
+                txn.write_journaled(folder, f"{index.job_id}.json", path, document, old, stamp=entry.stamp)
+            else:
+                txn.write(path, document, old, stamp=entry.stamp, sync_dir=False)
             entries = dict(idx.entries)
             entries[index.job_id] = entry
             return entry.etag, {folder: _RIndex(scope, entry.stamp, entries)}
 
-        return self._write([scope], op)
+        return self._write([scope], op, journaled=True)
 
     @staticmethod
     def _check_transition(label: str, cur: _REntry, index: RunIndex) -> None:

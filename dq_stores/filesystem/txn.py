@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 
+from dq_stores.filesystem import journal
 from dq_stores.fsio import (
     ScopeLock,
     atomic_write,
@@ -24,21 +25,27 @@ from dq_stores.fsio import (
 class _Txn:
     """The file changes of one critical section, with their undo.
 
-    The first change marks every held lock dirty; ``rollback`` undoes changes newest first (used
+    The first change runs ``prepare`` and then marks every held lock dirty; ``rollback`` undoes
+    changes newest first (used
     when a write fails with an ``OSError``); cleanup actions run after the index is written.
     """
 
-    def __init__(self, locks: Sequence[ScopeLock]) -> None:
+    def __init__(self, locks: Sequence[ScopeLock], prepare: Callable[[], None] | None = None) -> None:
         self._locks = locks
+        self._prepare = prepare
         self._undo: list[Callable[[], None]] = []
         self._cleanup: list[Callable[[], None]] = []
         self._unsynced: set[str] = set()
+        self.journal_sizes: dict[str, int] = {}
+        """Size of each folder's journal after this transaction appended to it."""
         self.started = False
         self.lazy = bool(locks) and all(lock.lazy_index for lock in locks)
         """Copies a repair restores (index, current files) may skip their fsync."""
 
     def _start(self) -> None:
         if not self.started:
+            if self._prepare is not None:
+                self._prepare()
             for lock in self._locks:
                 lock.begin()
             self.started = True
@@ -73,6 +80,26 @@ class _Txn:
         else:
             previous, mtime = old
             self._undo.append(lambda: atomic_write(path, previous, mtime_ns=mtime))
+
+    def write_journaled(
+        self, folder: str, rel: str, path: str, data: bytes, old: tuple[bytes, int] | None, *, stamp: int
+    ) -> None:
+        """Commit ``data`` for ``path`` (``rel`` below ``folder``) in the folder's journal, then
+        write the file without fsync: renamed into place when new (so it is never seen half
+        written), rewritten in place when it exists (a rename over it would make ext4 flush it).
+        Only for a lazy transaction (see ``dq_stores.filesystem.journal``).
+        """
+        self._start()
+        before, after = journal.append(folder, rel, stamp, data)
+        self.journal_sizes[folder] = after
+        self._undo.append(lambda: journal.truncate(folder, before))
+        if old is None:
+            self._undo.append(lambda: _unlink(path))
+            atomic_write_stream(path, (data,), mtime_ns=stamp, durable=False, make_parents=False)
+        else:
+            previous, mtime = old
+            self._undo.append(lambda: _overwrite(path, previous, mtime))
+            _overwrite(path, data, stamp)
 
     def write_in_place(
         self, path: str, data: bytes, previous: Callable[[], bytes], *, mtime_ns: int | None = None
@@ -130,6 +157,11 @@ def _overwrite(path: str, data: bytes, mtime_ns: int | None = None) -> None:
             os.utime(fd, ns=(mtime_ns, mtime_ns))
     finally:
         os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _unlink_synced(path: str) -> None:

@@ -69,8 +69,9 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
         aid, version = index.artifact_id, index.version
         label = f"{self.kind.label} {aid}@{version} in {scope}"
         folder = self._folder(scope)
-        current_path = self._path(scope, aid, f"{version}.json")
-        history = self._path(scope, aid, HISTORY_DIR, version)
+        id_dir = self._root.folder(scope.tenant, scope.environment, self.kind.name, aid)
+        current_path = self._root.child(id_dir, f"{version}.json")
+        history = self._root.child(id_dir, HISTORY_DIR, version)
 
         def op(indexes: dict[str, _VIndex], txn: _Txn) -> tuple[str, dict[str, _VIndex]]:
             idx = indexes[folder]
@@ -92,11 +93,18 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             if cur is None and os.path.lexists(history):
                 txn.move_away(history)  # left by an interrupted delete: a new artifact starts afresh
             make_dirs(history)
-            # The history revision first, durable: it is the commit point. The current file is a
-            # copy of it that a repair restores (written without fsync when the index is lazy).
+            # The history revision first, durable (in the journal when lazy): it is the commit
+            # point. The current file is a copy of it that a repair restores (written without
+            # fsync when the index is lazy).
             revision_path = os.path.join(history, f"{revision}.json")
-            txn.write(revision_path, document, read_file(revision_path), stamp=stamp)
             lazy = txn.lazy
+            if lazy:
+                rel = f"{aid}/{HISTORY_DIR}/{version}/{revision}.json"
+                txn.write_journaled(
+                    folder, rel, revision_path, document, read_file(revision_path), stamp=stamp
+                )
+            else:
+                txn.write(revision_path, document, read_file(revision_path), stamp=stamp)
             if lazy and old is not None:
                 # Rewritten in place (under the exclusive lock, so no reader of the store sees it
                 # half-way): a rename over it would make ext4 flush the unsynced copy at once.
@@ -109,7 +117,7 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             entries[entry.key] = entry
             return entry.etag, {folder: _VIndex(scope, stamp, entries)}
 
-        return self._write([scope], op)
+        return self._write([scope], op, journaled=True)
 
     def _get(self, scope: Scope, artifact_id: str, version: str | None) -> StoredDoc | None:
         folder = self._folder(scope)
