@@ -7,6 +7,7 @@ Pure tests (no service) come first; the rest run against Azurite (``azurite`` ma
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -695,6 +696,24 @@ def test_results_go_to_blob_next_to_the_run(blob_stores, blob_container) -> None
     assert listed == [ref2.uri.split("/dq/.results/", 1)[1]]
     assert runs.delete_with_result(tenant, "dev", "r1")
     assert blob_container.blob_names(f"dq/{tenant}/") == []
+
+
+@pytest.mark.azurite
+def test_large_bytes_are_hashed_during_their_upload(blob_stores, blob_container) -> None:
+    # From 1 MiB the sha256 is computed in another thread while the Put Blob goes out; payload
+    # names are random, so the same bytes put again get a new blob and the replaced one goes.
+    tenant = unique_id()
+    runs = blob_stores.job_runs
+    runs.put(make_run(tenant, "dev", "r1", submitted_at=BASE_TIME))
+    body = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32)
+    first = runs.put_result(tenant, "dev", "r1", body, offload=True)
+    assert (first.sha256, first.size_bytes) == (hashlib.sha256(body).hexdigest(), len(body))
+    second = runs.put_result(tenant, "dev", "r1", body, offload=True)
+    assert second.sha256 == first.sha256 and second.uri != first.uri
+    assert runs.get_result(tenant, "dev", "r1") == body
+    store_id = runs.store_id()
+    listed = [p.key for p in runs.payloads.list(f"{store_id}/{tenant}/")]
+    assert listed == [second.uri.split("/dq/.results/", 1)[1]]
 
 
 @pytest.mark.azurite

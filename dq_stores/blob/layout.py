@@ -19,12 +19,13 @@ ending with a dot)::
     <prefix>/<tenant>/<env>/job_runs/.by-time/<inverted run time>-<inverted job id>~
         an empty index entry per run, named so that a plain prefix listing returns the newest run
         first; its metadata repeats the run's filter fields
-    <prefix>/<tenant>/<env>/job_runs/<job_id>/result-<sha256[:16]>.<ext>
+    <prefix>/<tenant>/<env>/job_runs/<job_id>/result-<16 hex>.<ext>
         result payloads written beside the runs by older versions (read, never written)
     <prefix>/.dq-store.json
         the store's identity
-    <prefix>/.results/<store id>/<tenant>/<env>/job_runs/<job_id>/result-<sha256[:16]>.<ext>
-        result payloads (``dq_stores.results.payloads.result_key``), the default results location
+    <prefix>/.results/<store id>/<tenant>/<env>/job_runs/<job_id>/result-<16 hex>.<ext>
+        result payloads (``dq_stores.results.payloads.result_key``; a random name, the sha256 is in
+        the run's result reference), the default results location
 """
 
 from __future__ import annotations

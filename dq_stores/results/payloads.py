@@ -56,15 +56,16 @@ class PayloadListing:
 
 
 def result_key(
-    scope: Scope, job_id: str, sha256: str, content_type: str, *, namespace: str | None = None
+    scope: Scope, job_id: str, token: str, content_type: str, *, namespace: str | None = None
 ) -> str:
-    """``[<namespace>/]<tenant>/<environment>/job_runs/<job_id>/result-<sha256[:16]>.<ext>``; ids
-    validated. The namespace is the writing store's identity (``JobRunStore.store_id``), so two
+    """``[<namespace>/]<tenant>/<environment>/job_runs/<job_id>/result-<token[:16]>.<ext>``; ids
+    validated. ``token``: 16 or more hex digits, random for the payloads ``put_result`` writes
+    (older versions used the content's sha256). The namespace is the writing store's identity (``JobRunStore.store_id``), so two
     stores sharing one results location never write, collect or delete each other's payloads.
     """
     validate_id(job_id, "job_id")
     ext = result_extension(content_type)
-    key = f"{scope.tenant}/{scope.environment}/job_runs/{job_id}/result-{sha256[:16]}.{ext}"
+    key = f"{scope.tenant}/{scope.environment}/job_runs/{job_id}/result-{token[:16]}.{ext}"
     if namespace is not None:
         key = f"{validate_id(namespace, 'store_id')}/{key}"
     return key

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -238,15 +239,11 @@ class ResultStore:
                 "(DQ_STORES_RESULTS_URL, the CLI's --results-url)"
             )
         namespace = self.store_id(create=True)
-        known: str | None = None
-        if isinstance(data, bytes):
-            known = sha256_hex(data)
-            key = result_key(scope, job_id, known, content_type, namespace=namespace)
-        else:
-            import uuid
-
-            key = result_key(scope, job_id, uuid.uuid4().hex, content_type, namespace=namespace)
-        info = self.payloads.write(key, data, content_type=content_type, sha256=known)
+        # A random name, not the content hash: the payload store hashes while it uploads (the
+        # sha256 of 50 MB costs about a third of its upload to Blob), and a stream's hash is not
+        # known before its last chunk anyway. The record keeps the sha256 that reads verify.
+        key = result_key(scope, job_id, uuid.uuid4().hex, content_type, namespace=namespace)
+        info = self.payloads.write(key, data, content_type=content_type)
         return ResultRef(
             location="external",
             uri=info.uri,
