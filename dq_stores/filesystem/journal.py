@@ -25,7 +25,6 @@ never returned. Nothing here knows about artifacts or indexes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
@@ -189,7 +188,9 @@ def sync_filesystem(fd: int) -> None:
     global _syncfs, _syncfs_loaded
     if not _syncfs_loaded:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # The running program's own symbols: libc on Linux, with no library lookup (which
+            # ``ctypes.util.find_library`` would do by running ldconfig).
+            libc = ctypes.CDLL(None, use_errno=True)
             _syncfs = libc.syncfs
         except (OSError, AttributeError):
             _syncfs = None
