@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +20,8 @@ from dq_stores.filesystem import journal, open_filesystem_stores
 from dq_stores.filesystem.journal import JOURNAL_FILE, read_records
 from dq_stores.fsio import _MARKER_SIZE, BOOT_ID, CACHED
 from dq_stores.registry import Stores
-from dq_stores.testing import make_contract, make_run, replace_fields
+from dq_stores.testing import make_contract, make_run
+from tests.test_filesystem import root, stores, with_count
 
 T, ENV = "acme", "dev"
 
@@ -30,21 +29,7 @@ pytestmark = [
     pytest.mark.reliability,
     pytest.mark.skipif(BOOT_ID is None, reason="the journal is used where the boot id is known (Linux)"),
 ]
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def stores(root: Path) -> Iterator[Stores]:
-    with open_filesystem_stores(f"file://{root}") as s:
-        yield s
-
-
-def with_count(model: Any, count: int) -> Any:
-    return replace_fields(model, metadata={**model.metadata, "count": count})
+__all__ = ["root", "stores"]  # fixtures shared with the other filesystem tests
 
 
 def runs_folder(root: Path) -> Path:
