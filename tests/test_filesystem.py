@@ -1006,10 +1006,26 @@ def test_listings_match_the_sql_backend(stores: Stores) -> None:
 def test_the_index_bytes_are_the_sorted_json_of_the_whole_document(stores: Stores, root: Path) -> None:
     """The index is assembled from per-entry fragments; the bytes must be exactly what encoding
     the whole document with sorted keys gives (the format readers and older versions parse)."""
+
+    def check(count: int) -> None:
+        for kind in ("job_runs", "contracts"):
+            data = (root / T / ENV / kind / ".index.json").read_bytes()
+            assert (
+                data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+            )
+            assert len(json.loads(data)["entries"]) == count
+
+    # Appended entries, then entries replaced in the middle of the folder (a put carries the
+    # encoded fragments of the index it changes forward), from one entry up.
     for i in range(5):
         stores.job_runs.put(make_run(T, ENV, f"r{i}", submitted_at=BASE_TIME, metadata={"i": i}))
         stores.contracts.put(make_contract(T, ENV, f"c{i}", name=f"n{i}"))
-    for kind in ("job_runs", "contracts"):
-        data = (root / T / ENV / kind / ".index.json").read_bytes()
-        assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        assert len(json.loads(data)["entries"]) == 5
+        check(i + 1)
+    for i in (2, 0, 4):
+        stores.job_runs.put(make_run(T, ENV, f"r{i}", submitted_at=BASE_TIME, metadata={"i": i, "again": 1}))
+        stores.contracts.put(make_contract(T, ENV, f"c{i}", name=f"renamed {i}"))
+        check(5)
+    reopened = open_filesystem_stores(f"file://{root}")
+    assert [r.metadata for r in reopened.job_runs.list_by_tenant(T)] == [
+        r.metadata for r in stores.job_runs.list_by_tenant(T)
+    ]

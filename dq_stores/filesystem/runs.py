@@ -130,9 +130,8 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
                 txn.write_journaled(folder, f"{index.job_id}.json", path, document, old, stamp=entry.stamp)
             else:
                 txn.write(path, document, old, stamp=entry.stamp, sync_dir=False)
-            entries = dict(idx.entries)
-            entries[index.job_id] = entry
-            return entry.etag, {folder: _RIndex(scope, entry.stamp, entries)}
+            new = idx.with_entry(index.job_id, entry, entry.stamp)
+            return entry.etag, {folder: new}
 
         return self._write([scope], op, journaled=True)
 

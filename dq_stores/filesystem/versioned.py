@@ -113,9 +113,8 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             else:
                 txn.write(current_path, document, old, stamp=stamp, sync_dir=not lazy, durable=not lazy)
             entry = _VEntry(index, revision, stamp, content_hash)
-            entries = dict(idx.entries)
-            entries[entry.key] = entry
-            return entry.etag, {folder: _VIndex(scope, stamp, entries)}
+            new = idx.with_entry(entry.key, entry, stamp)
+            return entry.etag, {folder: new}
 
         return self._write([scope], op, journaled=True)
 
