@@ -182,3 +182,21 @@ def test_a_no_op_write_does_not_checkpoint(stores: Stores, root: Path) -> None:
     assert not stores.job_runs.delete(T, ENV, "nothing-here")
     assert (runs_folder(root) / JOURNAL_FILE).stat().st_size == size
     assert (runs_folder(root) / ".lock").read_bytes()[:1] == CACHED
+
+
+def test_a_failed_checkpoint_after_a_put_keeps_the_put_and_its_records(
+    stores: Stores, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "CHECKPOINT_BYTES", 100)
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(journal, "sync_filesystem", failing)
+        stores.job_runs.put(make_run(T, ENV, "r1"))  # committed; the checkpoint after it fails
+        assert [r.path for r in read_records(str(runs_folder(root)))] == ["r1.json"]
+    assert (runs_folder(root) / ".lock").read_bytes()[:1] == CACHED
+    stores.job_runs.put(make_run(T, ENV, "r2"))  # past the limit again: this checkpoint works
+    assert read_records(str(runs_folder(root))) == []
+    assert [r.job_id for r in stores.job_runs.list_by_tenant(T)] == ["r2", "r1"]

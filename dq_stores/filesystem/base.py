@@ -10,7 +10,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, ClassVar, Generic
 
 import pydantic
@@ -340,7 +340,10 @@ class _FsBase(Generic[IX]):
             txn.commit()
             for folder, size in txn.journal_sizes.items():
                 if size > journal.CHECKPOINT_BYTES:
-                    self._checkpoint(folder)
+                    # The put is committed already: a checkpoint that fails leaves the records in
+                    # the journal, and the next put past the limit tries again.
+                    with suppress(OSError):
+                        self._checkpoint(folder)
             for folder, index in changed.items():
                 lock = locks[folder]
                 generation = lock.generation + 1 if lazy else lock.generation

@@ -26,8 +26,8 @@ class _Txn:
     """The file changes of one critical section, with their undo.
 
     The first change runs ``prepare`` and then marks every held lock dirty; ``rollback`` undoes
-    changes newest first (used
-    when a write fails with an ``OSError``); cleanup actions run after the index is written.
+    changes newest first (used when a write fails with an ``OSError``); cleanup actions run after
+    the index is written.
     """
 
     def __init__(self, locks: Sequence[ScopeLock], prepare: Callable[[], None] | None = None) -> None:
