@@ -131,7 +131,8 @@ contract_datasets = sa.Table(
     sa.Column("version_key", _key(1024), nullable=False),
     sa.Column("retired", sa.Boolean(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
-    # get_latest_for_dataset: one index range scan, first row wins.
+    # get_latest_for_dataset: one index range scan in the query's exact order (contract_id is the
+    # last tie-breaker), so the first row wins with no sort node and one join probe.
     sa.Index(
         "ix_dq_contract_datasets_latest",
         "tenant",
@@ -140,6 +141,7 @@ contract_datasets = sa.Table(
         "retired",
         sa.text("version_key DESC"),
         sa.text("updated_at DESC"),
+        "contract_id",
     ),
 )
 
