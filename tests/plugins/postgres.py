@@ -34,7 +34,25 @@ def pg_url() -> str:
             conn.execute("select 1")
     except psycopg.OperationalError as exc:
         require_service("PostgreSQL at 127.0.0.1:5432", str(exc).strip())
+    _public_schema_at_head()
     return PG_URL
+
+
+def _public_schema_at_head() -> None:
+    """The few tests that use the database's default schema (the README's design-note snippet,
+    the check that a CLI import into a named schema left ``public`` alone) find it at this
+    version's schema revision. Unlike the per-test schemas it outlives the session, so a run of
+    an older version may have left it at an older revision; a deployment upgrading the package
+    runs ``dq-stores db upgrade`` the same way.
+    """
+    from dq_stores.sql.engine import create_sql_engine
+    from dq_stores.sql.migrate import upgrade
+
+    engine = create_sql_engine(PG_URL)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
