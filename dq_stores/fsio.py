@@ -120,8 +120,9 @@ class SafeRoot:
             else:
                 if st.st_ino == ino and st.st_dev == dev:
                     return path
+        self._check_segments(segments)
         try:
-            before = os.stat(self.join(*segments))
+            before = os.stat(os.path.join(self.path, *segments))
         except OSError:
             return self.join(*segments)  # missing (a first write creates it): nothing to remember
         path = self.join(*segments)
@@ -129,7 +130,8 @@ class SafeRoot:
             after = os.stat(path)
         except OSError:
             return path
-        # Remembered only when nothing moved while ``join`` looked (its own checks passed).
+        # Remembered only when the directory is the same before and after ``join`` checked the
+        # way to it (its own checks passed).
         if stat.S_ISDIR(after.st_mode) and (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino):
             if len(self._folders) >= self._FOLDERS_MAX:
                 self._folders.clear()

@@ -127,7 +127,7 @@ class FilesystemJobRunStore(_FsBase[_RIndex], JobRunStore):
                 self._check_transition(label, cur, index)
             entry = self._entry(scope, idx.last_stamp, cur, index, content_hash)
             if txn.lazy:
-                txn.write_journaled(folder, f"{index.job_id}.json", path, document, old, stamp=entry.stamp)
+                txn.write_journaled(folder, path, document, old, stamp=entry.stamp)
             else:
                 txn.write(path, document, old, stamp=entry.stamp, sync_dir=False)
             new = idx.with_entry(index.job_id, entry, entry.stamp)

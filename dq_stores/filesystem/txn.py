@@ -82,14 +82,15 @@ class _Txn:
             self._undo.append(lambda: atomic_write(path, previous, mtime_ns=mtime))
 
     def write_journaled(
-        self, folder: str, rel: str, path: str, data: bytes, old: tuple[bytes, int] | None, *, stamp: int
+        self, folder: str, path: str, data: bytes, old: tuple[bytes, int] | None, *, stamp: int
     ) -> None:
-        """Commit ``data`` for ``path`` (``rel`` below ``folder``) in the folder's journal, then
+        """Commit ``data`` for ``path`` (a file below ``folder``) in the folder's journal, then
         write the file without fsync: renamed into place when new (so it is never seen half
         written), rewritten in place when it exists (a rename over it would make ext4 flush it).
         Only for a lazy transaction (see ``dq_stores.filesystem.journal``).
         """
         self._start()
+        rel = os.path.relpath(path, folder).replace(os.sep, "/")
         before, after = journal.append(folder, rel, stamp, data)
         self.journal_sizes[folder] = after
         self._undo.append(lambda: journal.truncate(folder, before))

@@ -99,10 +99,7 @@ class _FsVersioned(_FsBase[_VIndex], VersionedStore[Any]):
             revision_path = os.path.join(history, f"{revision}.json")
             lazy = txn.lazy
             if lazy:
-                rel = f"{aid}/{HISTORY_DIR}/{version}/{revision}.json"
-                txn.write_journaled(
-                    folder, rel, revision_path, document, read_file(revision_path), stamp=stamp
-                )
+                txn.write_journaled(folder, revision_path, document, read_file(revision_path), stamp=stamp)
             else:
                 txn.write(revision_path, document, read_file(revision_path), stamp=stamp)
             if lazy and old is not None:
